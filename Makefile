@@ -1,0 +1,42 @@
+# lcviz: the two commands of the quick start are `make app` and `make test`.
+# Each does its own set-up: a virtualenv in .venv with requirements.txt (lcviz installed -e).
+PY := .venv/bin/python
+STAMP := .venv/.installed
+
+.PHONY: setup app lab test unit notebooks checkpoints bench browser-deps clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	python3 -m venv .venv
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $(STAMP)
+
+app: setup  ## the lecturer's app
+	$(PY) -m streamlit run app.py
+
+lab: setup  ## the notebooks in JupyterLab
+	$(PY) -m jupyter lab notebooks/
+
+browser-deps:  ## Debian's chromium for the end-to-end browser test (root or sudo)
+	@command -v chromium >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; }
+
+test: setup browser-deps  ## every lcviz/app test, then every notebook with nbval
+	$(PY) -m pytest -q tests notebooks --nbval-lax --nbval-current-env --durations=15
+
+unit: setup  ## the lcviz/app tests only (fast)
+	$(PY) -m pytest -q tests
+
+notebooks: setup  ## re-execute every notebook and store its outputs
+	$(PY) -m lcviz.notebooks
+
+checkpoints: setup  ## retrain every recipe into data/
+	$(PY) -m lcviz.train all
+
+bench: setup  ## benchmarks (numbers for README)
+	$(PY) -m lcviz.bench all
+
+clean:
+	rm -rf .venv

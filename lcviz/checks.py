@@ -1,0 +1,116 @@
+"""Exercise checkers: `check_<name>(your_function)` prints a pass or a precise, friendly diff.
+
+An unattempted stub (it raises NotImplementedError) prints "not attempted yet" and does not stop
+the notebook. Every checker runs the learner's function on a few cases, compares with the lcviz
+reference and returns a CheckResult (status "pass", "fail" or "not attempted") for tests.
+"""
+
+from dataclasses import dataclass
+
+import torch
+
+from lcviz import masks
+from lcviz.attention import reference_attention
+
+
+@dataclass
+class CheckResult:
+    name: str
+    status: str  # "pass" | "fail" | "not attempted"
+    message: str
+
+    @property
+    def passed(self):
+        return self.status == "pass"
+
+    def _ipython_display_(self):
+        pass  # the checker already printed its message; don't print it twice in a notebook
+
+
+def describe(args):
+    """Short text of a case's arguments: tensors by shape, others by value."""
+    def one(value):
+        if isinstance(value, torch.Tensor):
+            return f"tensor{tuple(value.shape)}"
+        return repr(value)
+    return ", ".join(f"{k}={one(v)}" for k, v in args.items())
+
+
+def compare_tensors(got, want, atol=1e-5):
+    """None when got matches want (shape, and values within atol); else a sentence saying how."""
+    if not isinstance(got, torch.Tensor):
+        return f"expected a torch.Tensor, got {type(got).__name__}"
+    if got.shape != want.shape:
+        return f"shape {tuple(got.shape)}, expected {tuple(want.shape)}"
+    if want.dtype == torch.bool:
+        if got.dtype != torch.bool:
+            return f"dtype {got.dtype}, expected torch.bool (True = may attend)"
+        wrong = (got != want).nonzero()
+        if len(wrong):
+            i, j = wrong[0].tolist()
+            return (f"{len(wrong)} entries differ; first at row {i}, column {j}: got "
+                    f"{bool(got[i, j])}, expected {bool(want[i, j])}\n"
+                    f"row {i} got      {bool_row(got[i])}\nrow {i} expected {bool_row(want[i])}")
+        return None
+    diff = (got.double() - want.double()).abs()
+    if torch.isnan(got).any() or diff.max() > atol:
+        worst = tuple(int(i) for i in torch.nonzero(diff == diff.max())[0]) if not torch.isnan(
+            diff.max()) else tuple(int(i) for i in torch.nonzero(torch.isnan(got))[0])
+        return (f"largest difference {diff.max().item():.3g} (allowed {atol:g}) at index {worst}:"
+                f" got {got[worst].item():.6g}, expected {want[worst].item():.6g}")
+    return None
+
+
+def bool_row(row):
+    return "".join("1" if v else "0" for v in row.tolist())
+
+
+def compare_values(got, want):
+    return None if got == want else f"got {got!r}, expected {want!r}"
+
+
+def run_check(name, fn, cases, reference, compare=compare_tensors):
+    """Call fn and reference on each case (a dict of arguments, passed in order); print a verdict."""
+    for case in cases:
+        try:
+            got = fn(*case.values())
+        except NotImplementedError:
+            return report(name, "not attempted", f"{name}: not attempted yet - fill in the "
+                          "function, run its cell, then run this check again.")
+        except Exception as error:  # a learner's bug: show it as a diff, not a traceback
+            return report(name, "fail", f"{name}: with {describe(case)} your function raised "
+                          f"{type(error).__name__}: {error}")
+        problem = compare(got, reference(*case.values()))
+        if problem:
+            return report(name, "fail", f"{name}: not yet. With {describe(case)}:\n{problem}")
+    return report(name, "pass", f"{name}: pass ({len(cases)} cases match the reference)")
+
+
+def report(name, status, message):
+    print(("✅ " if status == "pass" else "❌ " if status == "fail" else "⏳ ") + message)
+    return CheckResult(name, status, message)
+
+
+def _qkv_cases():
+    generator = torch.Generator().manual_seed(0)
+    shapes = [(1, 1, 4, 8), (2, 3, 7, 16), (1, 2, 1, 4)]
+    return [{name: torch.randn(*shape, generator=generator) for name in "qkv"} for shape in shapes]
+
+
+def check_attention(fn):
+    """fn(q, k, v) -> softmax(q k^T / sqrt(D)) v for (B, H, T, D) tensors, no mask."""
+    return run_check("check_attention", fn, _qkv_cases(),
+                     lambda q, k, v: reference_attention(q, k, v)[0])
+
+
+def check_causal_attention(fn):
+    """fn(q, k, v) -> causal attention: query t sees keys 0..t only."""
+    def reference(q, k, v):
+        return reference_attention(q, k, v, masks.causal_mask(q.size(-2)))[0]
+    return run_check("check_causal_attention", fn, _qkv_cases(), reference)
+
+
+def check_causal_mask(fn):
+    """fn(length) -> bool (length, length) lower-triangular mask, True = may attend."""
+    cases = [{"length": n} for n in (1, 2, 5, 8)]
+    return run_check("check_causal_mask", fn, cases, masks.causal_mask)

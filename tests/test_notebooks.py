@@ -1,0 +1,26 @@
+"""Stored notebook outputs must come from the current code: re-run `make notebooks` if not."""
+
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from lcviz.notebooks import NOTEBOOK_DIR, code_fingerprint, library_fingerprint
+
+NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
+
+
+def test_the_course_has_notebooks():
+    assert [p.name[:2] for p in NOTEBOOKS][:2] == ["00", "01"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_stored_outputs_are_fresh(path: Path):
+    notebook = nbformat.read(path, as_version=4)
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    assert all(c.execution_count for c in code), f"{path.name} has unexecuted cells: make notebooks"
+    stamp = notebook.metadata.get("lcviz", {})
+    assert stamp.get("code") == code_fingerprint(notebook), \
+        f"{path.name} was edited after it was executed: run `make notebooks`"
+    assert stamp.get("library") == library_fingerprint(), \
+        f"{path.name} was executed against older lcviz code: run `make notebooks`"
