@@ -91,6 +91,8 @@ def report(name, status, message):
     return CheckResult(name, status, message)
 
 
+# ---------------------------------------------------------------- 01 tiny transformer
+
 def _qkv_cases():
     generator = torch.Generator().manual_seed(0)
     shapes = [(1, 1, 4, 8), (2, 3, 7, 16), (1, 2, 1, 4)]
@@ -114,3 +116,21 @@ def check_causal_mask(fn):
     """fn(length) -> bool (length, length) lower-triangular mask, True = may attend."""
     cases = [{"length": n} for n in (1, 2, 5, 8)]
     return run_check("check_causal_mask", fn, cases, masks.causal_mask)
+
+
+# ---------------------------------------------------------------- 02 attention masks
+
+
+# ---------------------------------------------------------------- 03 receptive fields
+
+
+# ---------------------------------------------------------------- 04 memory and speed
+
+
+# ---------------------------------------------------------------- 05 RoPE scaling
+
+
+# ---------------------------------------------------------------- 06 passkey retrieval
+
+
+# ---------------------------------------------------------------- 07 activation beacons

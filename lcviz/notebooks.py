@@ -4,11 +4,12 @@
     python -m lcviz.notebooks notebooks/01-*.ipynb # just these
 
 Each executed notebook records in its metadata a fingerprint of its own code cells and of the
-lcviz sources it ran against; tests/test_notebooks.py recomputes it and fails when it differs.
+lcviz source files its kernel imported; tests/test_notebooks.py recomputes it and fails when it differs.
 """
 
 import argparse
 import hashlib
+import json
 import time
 from pathlib import Path
 
@@ -19,12 +20,20 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = ROOT / "notebooks"
 
 
-def library_fingerprint():
-    """sha256 over every lcviz/*.py file (path and text), in sorted order."""
+# Run after the notebook's own cells: which lcviz source files did the kernel actually import?
+LOADED_MODULES_CODE = """
+import json as _json, sys as _sys
+print(_json.dumps(sorted(m.__file__ for n, m in _sys.modules.items()
+                         if n.split(".")[0] == "lcviz" and getattr(m, "__file__", None))))
+"""
+
+
+def library_fingerprint(files):
+    """sha256 over the given lcviz source files (relative path and text), in sorted order."""
     digest = hashlib.sha256()
-    for path in sorted((ROOT / "lcviz").rglob("*.py")):
-        digest.update(str(path.relative_to(ROOT)).encode())
-        digest.update(path.read_bytes())
+    for name in sorted(files):
+        digest.update(name.encode())
+        digest.update((ROOT / name).read_bytes())
     return digest.hexdigest()[:16]
 
 
@@ -38,14 +47,22 @@ def code_fingerprint(notebook):
 
 
 def execute(path, timeout=300):
-    """Run a notebook top to bottom in its folder, save outputs and fingerprints; returns seconds."""
+    """Run a notebook top to bottom in its folder, save outputs and fingerprints; returns seconds.
+
+    The stamp lists the lcviz files the kernel imported, so editing lcviz/beacon.py makes only the
+    notebooks that use it stale.
+    """
     path = Path(path)
     notebook = nbformat.read(path, as_version=4)
+    notebook.cells.append(nbformat.v4.new_code_cell(LOADED_MODULES_CODE))
     start = time.perf_counter()
     NotebookClient(notebook, timeout=timeout, kernel_name="python3",
                    resources={"metadata": {"path": str(path.parent)}}).execute()
     seconds = time.perf_counter() - start
-    notebook.metadata["lcviz"] = {"library": library_fingerprint(),
+    probe = notebook.cells.pop()
+    loaded = json.loads(probe.outputs[0]["text"])
+    files = [str(Path(f).resolve().relative_to(ROOT)) for f in loaded]
+    notebook.metadata["lcviz"] = {"library": library_fingerprint(files), "modules": sorted(files),
                                   "code": code_fingerprint(notebook)}
     nbformat.write(notebook, path)
     return seconds

@@ -10,6 +10,8 @@ def new_figure(width=6.0, height=4.0):
     return Figure(figsize=(width, height), dpi=100, layout="constrained")
 
 
+# ---------------------------------------------------------------- 01 tiny transformer
+
 def loss_curve(history, title="Training loss"):
     """Training loss per step (faint) with its running mean, and held-out loss if recorded."""
     fig = new_figure()
@@ -59,3 +61,21 @@ def attention_grid(maps, tokens=None, title="Attention per layer and head"):
             ax.set_title(f"layer {layer} head {head}", fontsize=8)
     fig.suptitle(title)
     return fig
+
+
+# ---------------------------------------------------------------- 02 attention masks
+
+
+# ---------------------------------------------------------------- 03 receptive fields
+
+
+# ---------------------------------------------------------------- 04 memory and speed
+
+
+# ---------------------------------------------------------------- 05 RoPE scaling
+
+
+# ---------------------------------------------------------------- 06 passkey retrieval
+
+
+# ---------------------------------------------------------------- 07 activation beacons

@@ -102,12 +102,28 @@ def train_char_lm(config, steps, seed=0, batch_size=32, lr=3e-3, eval_every=50):
     return model, history, history["eval"][-1]
 
 
+# ---------------------------------------------------------------- recipes: 01 tiny transformer
+
 @recipe("charlm", "char-level TinyTransformer (2 layers, width 128) on Python stdlib sources")
 def charlm(seed=0):
     config = ModelConfig(block_size=128, n_layer=2, n_head=4, n_embd=128)
     model, history, val_loss = train_char_lm(config, steps=1000, seed=seed, eval_every=100)
     return model, {"val_loss": val_loss, "history": history}
 
+
+# ---------------------------------------------------------------- recipes: 03 receptive fields
+
+
+# ---------------------------------------------------------------- recipes: 05 RoPE scaling
+
+
+# ---------------------------------------------------------------- recipes: 06 passkey retrieval
+
+
+# ---------------------------------------------------------------- recipes: 07 activation beacons
+
+
+# ---------------------------------------------------------------- checkpoints and CLI
 
 def checkpoint_paths(name, data_dir=DATA_DIR):
     return Path(data_dir) / f"{name}.pt", Path(data_dir) / f"{name}.json"
