@@ -1,0 +1,166 @@
+"""Synthetic long-context tasks: the passkey prompt, its tokenizer, training batches and a scorer.
+
+The passkey prompt is the one of Landmark Attention (Mohtashami & Jaggi 2023, "Random-Access
+Infinite Context Length for Transformers", arXiv 2305.16300), which later long-context papers
+(Position Interpolation, YaRN, LongLoRA, activation beacons) reuse:
+
+    <instruction> <filler ...> <needle> <filler ...> <question> <key digits>
+
+Text is tokenized by words with every digit its own token (lcviz.tokenize.WordTokenizer), so a
+prompt of a few hundred tokens holds dozens of filler sentences and trains on a CPU. Lengths,
+depths and distances below are all counted in these tokens.
+"""
+
+from dataclasses import dataclass
+
+import torch
+
+from lcviz.tokenize import WordTokenizer, split_words
+from lcviz.validate import check_float, check_int
+
+INSTRUCTION = ("There is an important info hidden inside a lot of irrelevant text. Find it and "
+               "memorize them. I will quiz you about the important information there.")
+FILLER = ("The grass is green.", "The sky is blue.", "The sun is yellow.", "Here we go.",
+          "There and back again.")
+NEEDLE = "The pass key is {key}. Remember it. {key} is the pass key."
+QUESTION = "What is the pass key? The pass key is"
+DIGITS = "0123456789"
+IGNORE = -100  # target id that torch's cross_entropy skips: no loss on the prompt itself
+
+
+def passkey_tokenizer():
+    """The fixed word vocabulary of the passkey task (every word above plus the ten digits)."""
+    return WordTokenizer.from_texts([INSTRUCTION, *FILLER, NEEDLE.format(key=""), QUESTION],
+                                    extra=DIGITS)
+
+
+def needle_tokens(key):
+    return split_words(NEEDLE.format(key=key))
+
+
+INSTRUCTION_TOKENS = split_words(INSTRUCTION)
+QUESTION_TOKENS = split_words(QUESTION)
+FILLER_TOKENS = [split_words(sentence) for sentence in FILLER]
+
+
+def min_passkey_length(n_digits=5):
+    """Shortest prompt: instruction + needle + question, no filler."""
+    return len(INSTRUCTION_TOKENS) + len(needle_tokens("0" * n_digits)) + len(QUESTION_TOKENS)
+
+
+@dataclass(frozen=True)
+class PasskeyPrompt:
+    """One prompt. `tokens` ends with the question; the answer is `key`, one digit per token."""
+    tokens: tuple       # the prompt's word tokens, len == length
+    key: str            # the digits to retrieve, e.g. "40213"
+    depth: float        # where the needle was asked to go: 0 = first, 1 = last in the filler
+    needle_start: int   # token index of the needle's first word
+    key_positions: tuple  # token indices of the key's digits, both mentions in the needle
+
+    @property
+    def length(self):
+        return len(self.tokens)
+
+    @property
+    def distance(self):
+        """Tokens from the key's last digit in the needle to the last prompt token (the query)."""
+        return self.length - 1 - self.key_positions[-1]
+
+    @property
+    def text(self):
+        return " ".join(self.tokens)
+
+
+def make_passkey(length, depth, key=None, n_digits=5, generator=None):
+    """A passkey prompt of exactly `length` tokens with the needle at relative `depth` in [0, 1].
+
+    The filler cycles through FILLER's sentences and is cut to fill `length` exactly; the needle
+    goes at the sentence boundary nearest to `depth` of the filler. `key` (a digit string) is
+    drawn from `generator` when not given.
+    """
+    check_int("n_digits", n_digits, minimum=1, maximum=20)
+    shortest = min_passkey_length(n_digits)
+    check_int("length", length, minimum=shortest)
+    depth = check_float("depth", depth, minimum=0.0, maximum=1.0)
+    if key is None:
+        key = "".join(str(int(d)) for d in torch.randint(0, 10, (n_digits,), generator=generator))
+    if not (isinstance(key, str) and key.isdigit() and len(key) == n_digits
+            and key.isascii()):
+        raise ValueError(f"key must be a string of {n_digits} digits, got {key!r}")
+    n_filler = length - shortest
+    filler, boundaries = [], [0]  # boundaries: token offsets where a sentence starts
+    sentence = 0
+    while len(filler) < n_filler:
+        filler.extend(FILLER_TOKENS[sentence % len(FILLER_TOKENS)])
+        boundaries.append(len(filler))
+        sentence += 1
+    filler = filler[:n_filler]
+    boundaries = [b for b in boundaries if b < n_filler] + [n_filler]
+    cut = min(boundaries, key=lambda b: (abs(b - depth * n_filler), b))
+    needle = needle_tokens(key)
+    tokens = (INSTRUCTION_TOKENS + filler[:cut] + needle + filler[cut:] + QUESTION_TOKENS)
+    needle_start = len(INSTRUCTION_TOKENS) + cut
+    key_positions = tuple(needle_start + i for i, t in enumerate(needle) if t.isdigit())
+    return PasskeyPrompt(tuple(tokens), key, depth, needle_start, key_positions)
+
+
+def encode_passkey(prompts, tokenizer):
+    """Token ids of prompts followed by their keys, for teacher forcing.
+
+    Returns x (B, T + n - 1) inputs and y (B, T + n - 1) targets, where n is the number of key
+    digits: y is IGNORE except at the n positions that predict a key digit, so the loss teaches
+    retrieval only (the filler is trivially predictable and would swamp the signal).
+    """
+    lengths = {(p.length, len(p.key)) for p in prompts}
+    if len(lengths) != 1:
+        raise ValueError(f"prompts in one batch need one length and key size, got {sorted(lengths)}")
+    rows = [tokenizer.encode(p.text + " " + " ".join(p.key)) for p in prompts]
+    ids = torch.stack(rows)  # (B, T + n)
+    x, y = ids[:, :-1], ids[:, 1:].clone()  # (B, T + n - 1) each
+    n_digits = len(prompts[0].key)
+    y[:, :-n_digits] = IGNORE
+    return x, y
+
+
+def passkey_batch(batch_size, length, tokenizer, generator=None, n_digits=5, depth=None):
+    """A training batch of prompts of `length` tokens at random depths (or a fixed `depth`)."""
+    check_int("batch_size", batch_size, minimum=1)
+    depths = (torch.rand(batch_size, generator=generator).tolist() if depth is None
+              else [depth] * batch_size)
+    prompts = [make_passkey(length, d, n_digits=n_digits, generator=generator) for d in depths]
+    return encode_passkey(prompts, tokenizer)
+
+
+@torch.no_grad()
+def predict_keys(model, prompts, tokenizer, batch_size=64):
+    """Greedy answers of `model` to equal-length prompts: a list of digit strings.
+
+    Each key digit is decoded by argmax over the ten digit tokens only, so the answer is always
+    n digits and the score measures retrieval, not formatting. `model(ids)` must return
+    (logits (B, T, V), _), as TinyTransformer does.
+    """
+    digit_ids = torch.tensor([tokenizer.encode(d)[0] for d in DIGITS])  # (10,)
+    n_digits = len(prompts[0].key)
+    answers = []
+    model.eval()
+    for start in range(0, len(prompts), batch_size):
+        chunk = prompts[start:start + batch_size]
+        ids = torch.stack([tokenizer.encode(p.text) for p in chunk])  # (B, T)
+        digits = []
+        for _ in range(n_digits):
+            logits, _ = model(ids)  # (B, T, V)
+            best = logits[:, -1, digit_ids].argmax(-1)  # (B,) index into DIGITS
+            digits.append(best)
+            ids = torch.cat([ids, digit_ids[best][:, None]], dim=1)
+        answers += ["".join(DIGITS[int(d)] for d in row) for row in torch.stack(digits, 1)]
+    return answers
+
+
+def score_keys(predicted, expected):
+    """{"key": whole-key exact-match rate, "digit": per-digit accuracy} over paired lists."""
+    if len(predicted) != len(expected) or not expected:
+        raise ValueError(f"need equally many predicted and expected keys (at least one), got "
+                         f"{len(predicted)} and {len(expected)}")
+    whole = sum(p == e for p, e in zip(predicted, expected)) / len(expected)
+    pairs = [(a, b) for p, e in zip(predicted, expected) for a, b in zip(p.ljust(len(e)), e)]
+    return {"key": whole, "digit": sum(a == b for a, b in pairs) / len(pairs)}

@@ -1,0 +1,99 @@
+import pytest
+import torch
+
+from lcviz.tasks import (DIGITS, FILLER, IGNORE, INSTRUCTION_TOKENS, QUESTION_TOKENS,
+                         encode_passkey, make_passkey, min_passkey_length, passkey_batch,
+                         passkey_tokenizer, predict_keys, score_keys)
+
+
+def test_prompt_follows_the_landmark_attention_format():
+    prompt = make_passkey(200, 0.5, key="12345")
+    text = prompt.text
+    assert prompt.length == 200
+    assert text.startswith("There is an important info hidden inside a lot of irrelevant text .")
+    assert text.endswith("What is the pass key ? The pass key is")
+    assert "The pass key is 1 2 3 4 5 . Remember it . 1 2 3 4 5 is the pass key ." in text
+    assert "The grass is green . The sky is blue . The sun is yellow . Here we go ." in text
+    assert [prompt.tokens[i] for i in prompt.key_positions] == list("1234512345")
+    assert len(FILLER) == 5
+
+
+@pytest.mark.parametrize("length", [62, 63, 100, 257])
+@pytest.mark.parametrize("depth", [0.0, 0.25, 0.5, 1.0])
+def test_exact_length_and_depth_placement(length, depth):
+    prompt = make_passkey(length, depth, key="00000")
+    assert prompt.length == length
+    n_filler = length - min_passkey_length()
+    offset = prompt.needle_start - len(INSTRUCTION_TOKENS)  # tokens of filler before the needle
+    assert 0 <= offset <= n_filler
+    assert abs(offset - depth * n_filler) <= 5  # nearest sentence boundary (sentences <= 5 tokens)
+    if depth == 0.0:
+        assert offset == 0
+    if depth == 1.0:
+        assert offset == n_filler and prompt.distance == len(QUESTION_TOKENS) + len("is the pass key .".split())
+
+
+def test_deeper_needles_are_closer_to_the_question():
+    distances = [make_passkey(300, d, key="11111").distance for d in (0.0, 0.3, 0.6, 1.0)]
+    assert distances == sorted(distances, reverse=True)
+
+
+def test_keys_are_seeded_and_validated():
+    a = make_passkey(80, 0.5, generator=torch.Generator().manual_seed(3))
+    b = make_passkey(80, 0.5, generator=torch.Generator().manual_seed(3))
+    assert a == b and a.key.isdigit() and len(a.key) == 5
+    with pytest.raises(ValueError, match="length must be >= 62, got 61"):
+        make_passkey(61, 0.5)
+    with pytest.raises(ValueError, match="depth must be <= 1.0, got 1.5"):
+        make_passkey(100, 1.5)
+    with pytest.raises(ValueError, match="key must be a string of 5 digits, got '12a45'"):
+        make_passkey(100, 0.5, key="12a45")
+
+
+def test_tokenizer_round_trip_and_digits_are_tokens():
+    tokenizer = passkey_tokenizer()
+    prompt = make_passkey(150, 0.4, key="90210")
+    ids = tokenizer.encode(prompt.text)
+    assert len(ids) == prompt.length
+    assert tokenizer.decode(ids).replace(" ", "") == prompt.text.replace(" ", "")
+    assert all(len(tokenizer.encode(d)) == 1 for d in DIGITS)
+
+
+def test_batches_put_loss_only_on_the_key_digits():
+    tokenizer = passkey_tokenizer()
+    x, y = passkey_batch(4, 90, tokenizer, torch.Generator().manual_seed(0))
+    assert x.shape == y.shape == (4, 94)
+    assert (y[:, :-5] == IGNORE).all() and (y[:, -5:] != IGNORE).all()
+    assert torch.equal(x[:, -4:], y[:, -5:-1])  # teacher forcing: input is the previous digit
+    with pytest.raises(ValueError, match="one length"):
+        encode_passkey([make_passkey(80, 0.1), make_passkey(81, 0.1)], tokenizer)
+
+
+class Oracle(torch.nn.Module):
+    """Reads the key off the needle: all its logit mass on the next digit of the first mention."""
+
+    def __init__(self, tokenizer, prompt_length):
+        super().__init__()
+        self.prompt_length = prompt_length
+        self.digit_ids = [int(tokenizer.encode(d)[0]) for d in DIGITS]
+        self.vocab_size = tokenizer.vocab_size
+
+    def forward(self, ids):
+        B, T = ids.shape
+        logits = torch.zeros(B, T, self.vocab_size)
+        for b in range(B):
+            key = [t for t in ids[b, :self.prompt_length].tolist() if t in self.digit_ids]
+            logits[b, -1, key[T - self.prompt_length]] = 1.0
+        return logits, None
+
+
+def test_predict_and_score():
+    tokenizer = passkey_tokenizer()
+    generator = torch.Generator().manual_seed(1)
+    prompts = [make_passkey(70, 0.5, generator=generator) for _ in range(3)]
+    predicted = predict_keys(Oracle(tokenizer, 70), prompts, tokenizer, batch_size=2)
+    assert predicted == [p.key for p in prompts]
+    assert score_keys(predicted, [p.key for p in prompts]) == {"key": 1.0, "digit": 1.0}
+    assert score_keys(["12345", "00000"], ["12345", "00001"]) == {"key": 0.5, "digit": 0.9}
+    with pytest.raises(ValueError, match="equally many"):
+        score_keys(["1"], [])
