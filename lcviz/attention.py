@@ -96,3 +96,21 @@ def tiled_attention(q, k, v, block_size=64, window=None):
             running_max = new_max
         out[:, :, q_start:q_end] = acc / running_sum
     return out  # (B, H, T, D)
+
+
+def score_matrix_megabytes(length, heads, batch=1, bytes_per_number=4):
+    """Size of a dense (B, H, T, T) attention score matrix in MB (2**20 bytes): O(T^2)."""
+    for name, value in (("length", length), ("heads", heads), ("batch", batch),
+                        ("bytes_per_number", bytes_per_number)):
+        check_int(name, value, minimum=1)
+    return batch * heads * length * length * bytes_per_number / 2**20
+
+
+def kv_cache_megabytes(length, layers, heads, head_dim, batch=1, bytes_per_number=2):
+    """Size of a decoder's KV cache in MB: a key and a value vector per token, head and layer,
+    2 B L H T D numbers: O(T). Defaults to 2-byte (bf16/fp16) numbers, as served models use."""
+    for name, value in (("length", length), ("layers", layers), ("heads", heads),
+                        ("head_dim", head_dim), ("batch", batch),
+                        ("bytes_per_number", bytes_per_number)):
+        check_int(name, value, minimum=1)
+    return 2 * batch * layers * heads * length * head_dim * bytes_per_number / 2**20

@@ -11,9 +11,13 @@ data/ so notebooks, the app and the README read measured numbers instead of type
 import argparse
 import json
 import platform
+import subprocess
+import sys
 from pathlib import Path
 
 import torch
+
+from lcviz.validate import check_choice, check_window
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 BENCHMARKS = {}
@@ -55,6 +59,80 @@ def load_results(name, data_dir=DATA_DIR):
 
 # ---------------------------------------------------------------- 04 memory and speed
 
+ATTENTION_METHODS = ("dense SDPA", "lcviz sliding window", "lcviz tiled", "flex (compiled)")
+
+# Runs in a fresh child process per (method, T), so each peak is its own: the kernel's VmHWM
+# (peak resident memory) is reset just before the forward pass and read just after.
+_ATTENTION_CHILD = """
+import json, sys, time
+import torch, torch.nn.functional as F
+from lcviz.attention import sliding_window_attention, tiled_attention
+from lcviz.masks import sliding_window_mask
+method, T, w, B, H, D, repeats = sys.argv[1], *map(int, sys.argv[2:8])
+g = torch.Generator().manual_seed(0)
+q, k, v = (torch.randn(B, H, T, D, generator=g) for _ in range(3))
+compile_seconds = None
+if method == "dense SDPA":
+    mask = sliding_window_mask(T, w)
+    run = lambda: F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+elif method == "lcviz sliding window":
+    run = lambda: sliding_window_attention(q, k, v, w)
+elif method == "lcviz tiled":
+    run = lambda: tiled_attention(q, k, v, block_size=w, window=w)
+else:
+    from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+    block_mask = create_block_mask(lambda b, h, i, j: (j <= i) & (i - j < w), None, None, T, T,
+                                   device="cpu")
+    compiled = torch.compile(flex_attention)
+    start = time.perf_counter()
+    compiled(q, k, v, block_mask=block_mask)
+    compile_seconds = time.perf_counter() - start
+    run = lambda: compiled(q, k, v, block_mask=block_mask)
+def status(field):
+    return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith(field)) / 1024
+with torch.no_grad():
+    baseline = status("VmRSS:")
+    open("/proc/self/clear_refs", "w").write("5")  # reset the peak (VmHWM) to the current RSS
+    start = time.perf_counter()
+    run()
+    first = time.perf_counter() - start
+    peak = status("VmHWM:") - baseline
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+print(json.dumps({"seconds": sorted(times)[len(times) // 2], "first_seconds": first,
+                  "peak_mb": peak, "compile_seconds": compile_seconds}))
+"""
+
+
+def measure_attention(method, length, window=256, batch=1, heads=4, head_dim=64, repeats=3):
+    """Forward time (median of `repeats`, after one untimed run) and peak memory above the
+    inputs (MB) of one attention method, measured in a fresh Python process."""
+    check_choice("method", method, ATTENTION_METHODS)
+    check_window(window, length)
+    args = [method, length, window, batch, heads, head_dim, repeats]
+    result = subprocess.run([sys.executable, "-c", _ATTENTION_CHILD, *map(str, args)],
+                            capture_output=True, text=True, timeout=900)
+    if result.returncode:
+        return {"error": result.stderr.strip().splitlines()[-1] if result.stderr else "failed"}
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@benchmark("attention", "dense SDPA vs lcviz sliding-window / tiled vs compiled FlexAttention")
+def attention_benchmark(args):
+    lengths = args.lengths or [512, 1024, 2048, 4096, 8192, 16384]
+    rows = []
+    for length in lengths:
+        for method in ATTENTION_METHODS:
+            row = {"method": method, "length": length, **measure_attention(method, length)}
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    return {"window": 256, "batch": 1, "heads": 4, "head_dim": 64, "dtype": "float32",
+            "memory": "peak RSS above the inputs (VmHWM reset via /proc/self/clear_refs), "
+                      "one fresh process per row", "rows": rows}
+
 
 # ---------------------------------------------------------------- app rerun times
 
@@ -66,6 +144,7 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("names", nargs="*", help="benchmark names, or 'all'")
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+    parser.add_argument("--lengths", type=int, nargs="+", help="sequence lengths (attention)")
     args = parser.parse_args(argv)
     if args.list or not args.names:
         for name, fn in sorted(BENCHMARKS.items()):

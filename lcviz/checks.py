@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
-from lcviz import masks
+from lcviz import attention, masks, receptive
 from lcviz.attention import reference_attention
 
 
@@ -120,11 +120,66 @@ def check_causal_mask(fn):
 
 # ---------------------------------------------------------------- 02 attention masks
 
+def check_sliding_window_mask(fn):
+    """fn(length, window) -> bool (T, T): query i sees itself and the window-1 tokens before."""
+    cases = [{"length": n, "window": w} for n, w in ((1, 1), (6, 3), (8, 1), (9, 4), (5, 5))]
+    return run_check("check_sliding_window_mask", fn, cases, masks.sliding_window_mask)
+
+
+def check_dilated_window_mask(fn):
+    """fn(length, window, dilation) -> bool (T, T): query i sees i, i-d, ..., i-(window-1)d."""
+    cases = [{"length": n, "window": w, "dilation": d}
+             for n, w, d in ((6, 3, 1), (10, 3, 2), (12, 4, 3), (7, 2, 7))]
+    return run_check("check_dilated_window_mask", fn, cases, masks.dilated_window_mask)
+
+
+def check_sliding_window_pairs(fn):
+    """fn(length, window) -> int: how many (query, key) pairs a causal window of w keeps."""
+    cases = [{"length": n, "window": w} for n, w in ((6, 3), (1, 1), (100, 7), (50, 50), (9, 2))]
+    return run_check("check_sliding_window_pairs", fn, cases, masks.sliding_window_pairs,
+                     compare=compare_values)
+
 
 # ---------------------------------------------------------------- 03 receptive fields
 
+def check_receptive_field(fn):
+    """fn(window, layers) -> int: inputs the last position of a long sequence reaches through
+    `layers` causal sliding-window layers of `window`."""
+    cases = [{"window": w, "layers": n} for w, n in ((3, 1), (3, 2), (128, 4), (1, 5), (8, 8))]
+    return run_check("check_receptive_field", fn, cases, receptive.window_receptive_field,
+                     compare=compare_values)
+
+
+def check_reachability(fn):
+    """fn(mask, layers) -> bool (T, T): True where input j reaches output t after `layers`
+    layers (the last matrix of lcviz.receptive.reachability)."""
+    cases = [{"mask": masks.sliding_window_mask(10, 3), "layers": 2},
+             {"mask": masks.dilated_window_mask(12, 2, 3), "layers": 3},
+             {"mask": masks.causal_mask(5), "layers": 1}]
+    return run_check("check_reachability", fn, cases,
+                     lambda mask, layers: receptive.reachability(mask, layers)[-1])
+
 
 # ---------------------------------------------------------------- 04 memory and speed
+
+def check_sliding_window_attention(fn):
+    """fn(q, k, v, window) -> (B, H, T, D): causal sliding-window attention."""
+    generator = torch.Generator().manual_seed(4)
+    cases = [{"q": torch.randn(*shape, generator=generator),
+              "k": torch.randn(*shape, generator=generator),
+              "v": torch.randn(*shape, generator=generator), "window": w}
+             for shape, w in (((1, 1, 6, 4), 3), ((2, 2, 11, 8), 4), ((1, 1, 5, 2), 1))]
+    return run_check("check_sliding_window_attention", fn, cases,
+                     lambda q, k, v, window: attention.sliding_window_attention(q, k, v, window))
+
+
+def check_score_matrix_megabytes(fn):
+    """fn(length, heads, batch, bytes_per_number) -> MB of a dense (B, H, T, T) score matrix."""
+    cases = [{"length": n, "heads": h, "batch": b, "bytes_per_number": e}
+             for n, h, b, e in ((1024, 1, 1, 4), (16384, 4, 1, 4), (4096, 32, 2, 2))]
+    return run_check("check_score_matrix_megabytes", fn, cases, attention.score_matrix_megabytes,
+                     compare=lambda got, want: None if abs(got - want) <= 1e-6 * want
+                     else f"got {got!r} MB, expected {want!r} MB")
 
 
 # ---------------------------------------------------------------- 05 RoPE scaling

@@ -45,7 +45,7 @@ def dilated_window_mask(length, window, dilation):
     sliding window; the reach grows to (window - 1)d + 1 positions with the same cost."""
     check_int("length", length, minimum=1)
     check_int("window", window, minimum=1, maximum=length)
-    check_int("dilation", dilation, minimum=1, maximum=length)
+    check_int("dilation", dilation, minimum=1)
     i, j = _positions(length)
     gap = i - j  # (T, T) how far back key j is from query i
     return (gap >= 0) & (gap % dilation == 0) & (gap // dilation < window)
@@ -112,7 +112,7 @@ def block_local_mask(length, block, blocks_back=0):
     query sees the earlier keys of its own block and of the `blocks_back` blocks before it."""
     check_int("length", length, minimum=1)
     check_int("block", block, minimum=1, maximum=length)
-    check_int("blocks_back", blocks_back, minimum=0, maximum=length)
+    check_int("blocks_back", blocks_back, minimum=0)
     i, j = _positions(length)
     return (j <= i) & ((i // block) - (j // block) <= blocks_back)
 
@@ -127,10 +127,17 @@ def _check_indices(name, indices, length):
     return indices
 
 
-def first_tokens_global(length, window, n_global):
-    """global_local_mask with the first `n_global` tokens global (the slider form: a count)."""
+def spaced_global_tokens(length, n_global):
+    """`n_global` positions spread evenly: the middle of each of n_global equal segments. (In a
+    decoder the first tokens would be useless as globals: token 0 sees only itself.)"""
+    check_int("length", length, minimum=1)
     check_int("n_global", n_global, minimum=0, maximum=length)
-    return global_local_mask(length, window, list(range(n_global)))
+    return sorted({(2 * k + 1) * length // (2 * n_global) for k in range(n_global)})
+
+
+def spaced_global_local_mask(length, window, n_global):
+    """global_local_mask with `n_global` evenly spaced global tokens (the slider form: a count)."""
+    return global_local_mask(length, window, spaced_global_tokens(length, n_global))
 
 
 # name -> (builder(length, **params), {param: (default, minimum)}); maxima depend on length.
@@ -140,7 +147,7 @@ MASK_PATTERNS = {
     "dilated window": (dilated_window_mask, {"window": (4, 1), "dilation": (2, 1)}),
     "strided": (strided_mask, {"stride": (4, 1)}),
     "fixed": (fixed_mask, {"stride": (4, 1), "summary": (1, 1)}),
-    "global + local": (first_tokens_global, {"window": (4, 1), "n_global": (1, 0)}),
+    "global + local": (spaced_global_local_mask, {"window": (4, 1), "n_global": (1, 0)}),
     "random": (random_mask, {"window": (4, 1), "n_random": (2, 0), "seed": (0, 0)}),
     "block local": (block_local_mask, {"block": (4, 1), "blocks_back": (0, 0)}),
 }
