@@ -1,0 +1,52 @@
+"""The lecturer's Streamlit app: one page per topic, driven by sliders whose state lives in the
+URL, so each view can be bookmarked for a slide. `app.py` calls `main()`.
+
+Pages are small modules (lcviz/app/*_page.py) with a `render()` that draws with lcviz.plots, the
+same figures as the notebooks. Every page runs inside `state.guarded`, so bad input shows an
+st.error saying what to change, never a traceback.
+"""
+
+import streamlit as st
+
+from lcviz.app import masks_page, memory_page, receptive_page, state, transformer_page
+
+# URL name -> (title in the sidebar, module with render())
+PAGES = {
+    "transformer": ("Tiny transformer", transformer_page),
+    "masks": ("Masks", masks_page),
+    "receptive": ("Receptive field", receptive_page),
+    "memory": ("Memory and speed", memory_page),
+}
+
+# Ready-made views for the lesson's key moments: (label, page, slider values).
+SCENES = [
+    ("Seed example: window 3 over 6 tokens", "masks",
+     {"pattern": "sliding window", "length": 6, "window": 3}),
+    ("Longformer: window + global tokens", "masks",
+     {"pattern": "global + local", "length": 128, "window": 8, "n_global": 3}),
+    ("BigBird: window + random keys", "masks",
+     {"pattern": "random", "length": 128, "window": 8, "n_random": 3}),
+    ("Receptive field grows w-1 per layer", "receptive",
+     {"pattern": "sliding window", "length": 64, "window": 4, "layers": 4}),
+    ("Seed table: window 128, 8 layers", "receptive",
+     {"pattern": "sliding window", "length": 2048, "window": 128, "layers": 8}),
+    ("Global tokens collapse the depth", "receptive",
+     {"pattern": "global + local", "length": 256, "window": 8, "layers": 3}),
+    ("Dense attention explodes at 16K", "memory", {"length": 16384, "window": 256}),
+    ("What the trained model attends to", "transformer", {"layer": 1, "head": 0}),
+]
+
+
+def main():
+    st.set_page_config(page_title="lcviz: long-context attention", layout="wide")
+    page = state.choose_page(PAGES)
+    with st.sidebar:
+        st.markdown("**Scenes** (one per slide)")
+        for label, scene_page, values in SCENES:
+            st.button(label, key=f"scene:{label}", on_click=state.open_scene,
+                      args=(scene_page, values), width="stretch")
+        st.caption("The page and every slider live in the URL: bookmark it to come back here.")
+    title, module = PAGES[page]
+    st.title(title)
+    with state.guarded():
+        module.render()
