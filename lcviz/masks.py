@@ -170,7 +170,7 @@ def attended_pairs(mask):
     if not (isinstance(mask, torch.Tensor) and mask.dtype == torch.bool and mask.dim() == 2):
         raise ValueError(f"mask must be a 2-D bool tensor, got {type(mask).__name__}"
                          f"{tuple(getattr(mask, 'shape', ()))}")
-    return int(mask.sum())
+    return int(mask.count_nonzero())
 
 
 def sparsity(mask):

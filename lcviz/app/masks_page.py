@@ -26,7 +26,7 @@ LENGTH_LIKE = ("window", "stride", "block")  # parameters that cannot exceed the
 def mask_view(pattern, length, params):
     """(PNG of the mask heatmap, attended pairs) for hashable params. Masks longer than 512 are
     max-pooled for drawing: a drawn cell is dark when any pair inside it is kept."""
-    mask = masks.build_mask(pattern, length, **dict(params))
+    mask = state.cached_mask(pattern, length, params)
     drawn = mask.float()[None]
     if length > DISPLAY_CELLS:
         drawn = torch.nn.functional.adaptive_max_pool2d(drawn, DISPLAY_CELLS)

@@ -14,7 +14,7 @@ HEATMAP_LENGTH = 256  # full (T, T) reachability heatmaps up to this length; bey
 def field_view(pattern, length, params, layers):
     """(field sizes of the last position per layer, pairs, PNG of the growth curve, PNG of the
     per-layer heatmaps or None when T > HEATMAP_LENGTH) for hashable params."""
-    mask = masks.build_mask(pattern, length, **dict(params))
+    mask = state.cached_mask(pattern, length, params)
     sizes = receptive.reachable_from(mask, length - 1, layers).sum(-1).tolist()
     window = dict(params).get("window") if pattern == "sliding window" else None
     growth = state.png(plots.receptive_growth({pattern: sizes}, window=window,

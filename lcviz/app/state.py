@@ -10,6 +10,15 @@ from contextlib import contextmanager
 
 import streamlit as st
 
+from lcviz import masks
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def cached_mask(pattern, length, params):
+    """masks.build_mask for hashable params, built once per setting and shared read-only by
+    the pages (a 4096 x 4096 mask takes ~70 ms to build)."""
+    return masks.build_mask(pattern, length, **dict(params))
+
 
 def png(fig):
     """A figure rendered once to PNG bytes: pages cache these per slider setting, so moving a
