@@ -150,6 +150,10 @@ APP_SCENARIOS = {
     "transformer": ({"layer": 0, "head": 0},
                     [("head", 1), ("head", 2), ("head", 3), ("layer", 1), ("head", 0),
                      ("head", 1), ("head", 2)]),
+    "rope": ({"method": "yarn", "factor": 4.0, "original": 4096},
+             [("factor", f) for f in (2.0, 3.0, 5.0, 6.0, 8.0, 12.0, 16.0, 32.0)]),
+    "passkey": ({"model": "passkey-full", "length": 128, "depth": 50, "seed": 0},
+                [("depth", d) for d in (0, 10, 20, 30, 60, 70, 80, 90)]),
 }
 
 
@@ -174,7 +178,7 @@ def app_rerun_seconds(page, params, moves):
     return times
 
 
-@benchmark("app", "median Streamlit rerun after a slider change, per page, at length 4096")
+@benchmark("app", "median Streamlit rerun after a slider change, per page (length 4096; passkey 128)")
 def app_benchmark(args):
     pages = {}
     for page, (params, moves) in APP_SCENARIOS.items():

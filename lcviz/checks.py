@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
-from lcviz import attention, masks, receptive
+from lcviz import attention, beacon, masks, receptive, rope, tasks
 from lcviz.attention import reference_attention
 
 
@@ -184,8 +184,77 @@ def check_score_matrix_megabytes(fn):
 
 # ---------------------------------------------------------------- 05 RoPE scaling
 
+def check_apply_rope(fn):
+    """fn(x, positions, inv_freq) -> x (B, H, T, D) rotated by RoPE in the rotate_half layout:
+    dimension i pairs with i + D/2 and turns by positions * inv_freq[i]."""
+    generator = torch.Generator().manual_seed(5)
+    cases = [{"x": torch.randn(*shape, generator=generator), "positions": positions,
+              "inv_freq": rope.default_frequencies(shape[-1], 10000.0).float()}
+             for shape, positions in (((1, 1, 3, 4), torch.arange(3)), ((2, 2, 5, 8), torch.arange(5)),
+                                      ((1, 1, 4, 6), torch.tensor([0, 7, 100, 1000])))]
+    return run_check("check_apply_rope", fn, cases,
+                     lambda x, positions, inv_freq: rope.apply_rope(x, positions, inv_freq))
+
+
+def check_ntk_base(fn):
+    """fn(base, factor, head_dim) -> the NTK-aware base: base * factor ** (D / (D - 2))."""
+    cases = [{"base": b, "factor": s, "head_dim": d}
+             for b, s, d in ((10000.0, 2.0, 64), (10000.0, 8.0, 128), (500000.0, 4.0, 32))]
+    return run_check("check_ntk_base", fn, cases,
+                     lambda base, factor, head_dim: base * factor ** (head_dim / (head_dim - 2)),
+                     compare=lambda got, want: None if abs(got - want) <= 1e-6 * want
+                     else f"got {got!r}, expected {want!r}")
+
 
 # ---------------------------------------------------------------- 06 passkey retrieval
 
+def check_passkey_prompt(fn):
+    """fn(length, depth, key) -> list of word tokens of the passkey prompt (lcviz.tasks format:
+    exactly `length` tokens, needle at the sentence boundary nearest to depth of the filler)."""
+    cases = [{"length": n, "depth": d, "key": k}
+             for n, d, k in ((62, 0.5, "12345"), (100, 0.0, "90210"), (100, 1.0, "55555"),
+                             (150, 0.4, "31415"))]
+    return run_check("check_passkey_prompt", fn, cases,
+                     lambda length, depth, key: list(tasks.make_passkey(length, depth, key).tokens),
+                     compare=compare_token_lists)
+
+
+def compare_token_lists(got, want):
+    got = list(got) if isinstance(got, (list, tuple)) else got
+    if not isinstance(got, list):
+        return f"expected a list of tokens, got {type(got).__name__}"
+    if len(got) != len(want):
+        return f"{len(got)} tokens, expected {len(want)}"
+    for i, (a, b) in enumerate(zip(got, want)):
+        if a != b:
+            return (f"token {i} is {a!r}, expected {b!r}\n got      ...{' '.join(got[max(0, i - 6):i + 6])}"
+                    f"\n expected ...{' '.join(want[max(0, i - 6):i + 6])}")
+    return None
+
+
+def check_recoverable(fn):
+    """fn(distance, window, layers) -> bool: can a key `distance` tokens back reach the query
+    through `layers` causal windows of `window` (window None = full attention)?"""
+    cases = [{"distance": d, "window": w, "layers": n}
+             for d, w, n in ((15, 16, 1), (16, 16, 1), (30, 16, 2), (31, 16, 2), (61, 16, 4),
+                             (500, None, 2), (0, 1, 1), (1, 1, 8))]
+    return run_check("check_recoverable", fn, cases, tasks.recoverable, compare=compare_values)
+
+
 
 # ---------------------------------------------------------------- 07 activation beacons
+
+def check_beacon_mask(fn):
+    """fn(n_tokens, chunk, ratio) -> bool (S, S) mask of the interleaved raw + beacon sequence
+    (lcviz.beacon's rule: no token sees a raw token of an earlier chunk)."""
+    cases = [{"n_tokens": n, "chunk": c, "ratio": r} for n, c, r in ((8, 4, 2), (10, 4, 4), (12, 3, 1))]
+    return run_check("check_beacon_mask", fn, cases,
+                     lambda n_tokens, chunk, ratio: beacon.beacon_mask(
+                         beacon.beacon_layout(n_tokens, chunk, ratio)))
+
+
+def check_kv_entries(fn):
+    """fn(n_tokens, chunk, ratio) -> how many keys/values the last token attends to."""
+    cases = [{"n_tokens": n, "chunk": c, "ratio": r}
+             for n, c, r in ((128, 16, 2), (128, 16, 16), (130, 16, 4), (16, 16, 8), (17, 16, 8))]
+    return run_check("check_kv_entries", fn, cases, beacon.kv_entries, compare=compare_values)

@@ -155,6 +155,13 @@ class TinyTransformer(nn.Module):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
+    def with_config(self, **changes):
+        """A copy with the same weights and some config fields changed (e.g. a RoPE scaling:
+        with_config(rope_type="linear", rope_params={"factor": 4.0})), in eval mode."""
+        clone = TinyTransformer(ModelConfig(**{**self.config.to_dict(), **changes}))
+        clone.load_state_dict(self.state_dict())
+        return clone.eval()
+
     def num_parameters(self):
         return sum(p.numel() for p in self.parameters())
 

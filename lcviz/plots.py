@@ -197,8 +197,225 @@ def memory_story(lengths, curves, measured=None, title="What grows with the cont
 
 # ---------------------------------------------------------------- 05 RoPE scaling
 
+def rope_rotations(inv_freq, length, pairs=(0, 4, 8, 16, 31)):
+    """Left: where pair j's rotation lands on the unit circle at positions 0..length-1.
+    Right: each pair's wavelength 2*pi/theta_j against the training length."""
+    inv_freq = np.asarray(inv_freq, dtype=float)
+    fig = new_figure(10, 4.2)
+    circle_ax, wave_ax = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.5]})
+    positions = np.arange(length)
+    for j in pairs:
+        angle = positions * inv_freq[j]
+        radius = 1 - 0.12 * pairs.index(j)
+        circle_ax.plot(radius * np.cos(angle), radius * np.sin(angle), ".", ms=3,
+                       label=f"pair {j}: {angle[-1] / (2 * np.pi):.2g} turns")
+    circle_ax.set(aspect="equal", xticks=[], yticks=[],
+                  title=f"angles at positions 0..{length - 1}")
+    circle_ax.legend(fontsize=7, loc="center", frameon=False)
+    wavelength = 2 * np.pi / inv_freq
+    wave_ax.semilogy(wavelength, "o-", ms=3, label="wavelength 2π/θ_j")
+    wave_ax.axhline(length, color="tab:red", ls="--", label=f"training length {length}")
+    wave_ax.fill_between(range(len(wavelength)), length, wavelength, where=wavelength > length,
+                         color="tab:red", alpha=0.15, label="never completes a turn in training")
+    wave_ax.set(xlabel="pair index j", ylabel="tokens per full turn", title="Wavelength per pair")
+    wave_ax.grid(alpha=0.3, which="both")
+    wave_ax.legend(fontsize=8)
+    return fig
+
+
+def rope_method_curves(methods, default, original_length, factor):
+    """Per pair j: (left) the wavelength each method ends up with; (middle) its frequency divided
+    by the default's (1 = kept, 1/factor = interpolated); (right) the largest angle reached at
+    factor * original_length divided by the largest angle seen in training (> 1 = unseen angles,
+    which matter only for pairs that never completed a turn in training).
+    methods: {label: inv_freq (D/2,)}; default: the unscaled inv_freq."""
+    default = np.asarray(default, dtype=float)
+    fig = new_figure(13, 4)
+    wave_ax, ratio_ax, angle_ax = fig.subplots(1, 3)
+    for label, inv_freq in methods.items():
+        inv_freq = np.asarray(inv_freq, dtype=float)
+        wave_ax.semilogy(2 * np.pi / inv_freq, lw=1.8, label=label)
+        ratio_ax.plot(inv_freq / default, lw=1.8, label=label)
+        angle_ax.plot(factor * inv_freq / default, lw=1.8, label=label)
+    for length, style in ((original_length, "--"), (factor * original_length, ":")):
+        wave_ax.axhline(length, color="grey", ls=style, lw=1)
+    wave_ax.set(xlabel="pair index j", ylabel="wavelength (tokens)",
+                title=f"-- L = {original_length}, ·· {factor:g}L")
+    ratio_ax.axhline(1 / factor, color="grey", ls=":", lw=1)
+    ratio_ax.set(xlabel="pair index j", ylabel="θ_j (method) / θ_j (default)",
+                 title="1 = kept, 1/s = interpolated")
+    angle_ax.axhline(1, color="grey", ls="--", lw=1)
+    never_turned = np.nonzero(2 * np.pi / default > original_length)[0]
+    if len(never_turned):
+        angle_ax.axvspan(never_turned[0] - 0.5, len(default) - 0.5, color="tab:red", alpha=0.1,
+                         label="pairs that never turned once in training")
+    angle_ax.set(xlabel="pair index j", ylabel="max angle at sL / max angle in training",
+                 title="> 1 = angles never seen in training")
+    for ax in (wave_ax, ratio_ax, angle_ax):
+        ax.grid(alpha=0.3)
+    angle_ax.legend(fontsize=7)
+    return fig
+
+
+def pi_figure2(points, targets, fitted, extrapolated, interpolated, original_length):
+    """The Position Interpolation paper's Figure 2 idea, three panels. fitted, extrapolated and
+    interpolated are (s, a(s)) pairs: the score fitted on [0, L], the same function beyond L,
+    and a zoom between integer positions (fractional s, as interpolation produces)."""
+    fig = new_figure(13, 3.8)
+    fit_ax, extra_ax, inter_ax = fig.subplots(1, 3)
+    fit_ax.plot(*fitted, color="tab:red", lw=1, label="fitted a(s)")
+    fit_ax.plot(points, targets, ".", color="black", ms=4, label="random points")
+    fit_ax.set(xlabel="relative distance s", ylabel="attention score a(s)",
+               title=f"fitted on [0, L = {original_length}]")
+    extra_ax.plot(*extrapolated, color="tab:red", lw=1)
+    extra_ax.axvline(original_length, color="grey", ls="--", lw=1)
+    extra_ax.set(xlabel="relative distance s", title="extrapolation: the same a(s) beyond L")
+    s, a = interpolated
+    inter_ax.plot(s, a, color="tab:green", lw=1.5)
+    for grid_point in np.arange(np.ceil(s[0]), s[-1] + 1e-9):
+        inter_ax.axvline(grid_point, color="grey", ls=":", lw=1)
+    inter_ax.set(xlabel="relative distance s", title="interpolation: between integers, smooth")
+    for ax in (fit_ax, extra_ax, inter_ax):
+        ax.grid(alpha=0.3)
+    fit_ax.legend(fontsize=8)
+    return fig
+
+
+def score_curves(distances, curves, original_length, title="One query-key score read by each method"):
+    """a(s) against relative distance s for each {label: (N,) scores}, the training length
+    marked; the y-axis is symmetric-log so an extrapolation blow-up and a bounded curve share it."""
+    fig = new_figure(8, 4.2)
+    ax = fig.add_subplot()
+    for label, scores in curves.items():
+        ax.plot(np.asarray(distances), np.asarray(scores, dtype=float), lw=1.2, label=label)
+    ax.axvline(original_length, color="grey", ls="--", lw=1, label=f"training length {original_length}")
+    ax.set_yscale("symlog", linthresh=2)
+    ax.set(xlabel="relative distance s", ylabel="attention score a(s)", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def loss_by_position(curves, original_length, bucket=16, title="Loss against position"):
+    """Next-token loss per position (bucketed means) for each {label: (T,) losses}, with the
+    training length marked."""
+    fig = new_figure(8, 4.2)
+    ax = fig.add_subplot()
+    for label, losses in curves.items():
+        losses = np.asarray(losses, dtype=float)
+        starts = np.arange(0, len(losses), bucket)
+        means = [losses[i:i + bucket].mean() for i in starts]
+        ax.plot(starts + bucket / 2, means, "o-", ms=3, lw=1.6, label=label)
+    ax.axvline(original_length, color="grey", ls="--", lw=1, label=f"training length {original_length}")
+    ax.set(xlabel="position in the sequence", ylabel=f"loss (mean over {bucket} positions)",
+           title=title)
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return fig
+
+
 
 # ---------------------------------------------------------------- 06 passkey retrieval
 
+def accuracy_curves(curves, xlabel, reach=None, title="Passkey accuracy"):
+    """Whole-key accuracy per bucket: curves maps a label to {bucket start: accuracy}; reach
+    maps a label to (window, exact receptive field), drawn as dotted / dashed lines."""
+    fig = new_figure(7.5, 4.2)
+    ax = fig.add_subplot()
+    for index, (label, points) in enumerate(curves.items()):
+        color = f"C{index}"
+        xs = sorted(points)
+        ax.plot(xs, [points[x] for x in xs], "o-", color=color, label=label, ms=4)
+        if reach and reach.get(label):
+            window, field = reach[label]
+            ax.axvline(window, color=color, ls=":", lw=1.2)
+            ax.axvline(field, color=color, ls="--", lw=1.2)
+    ax.set(xlabel=xlabel, ylabel="whole-key accuracy", ylim=(-0.03, 1.03), title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, title="dotted: window w, dashed: L(w-1)+1" if reach else None,
+              title_fontsize=8)
+    return fig
+
+
+def needle_grids(grids, title="Needle in a haystack: whole-key accuracy"):
+    """One heatmap per model: grids maps a label to {(length, depth): accuracy}."""
+    fig = new_figure(3.2 * len(grids), 3.4)
+    axes = fig.subplots(1, len(grids), squeeze=False)[0]
+    for ax, (label, grid) in zip(axes, grids.items()):
+        lengths = sorted({length for length, _ in grid})
+        depths = sorted({depth for _, depth in grid})
+        values = np.array([[grid[(length, depth)] for depth in depths] for length in lengths])
+        ax.imshow(values, cmap="RdYlGn", vmin=0, vmax=1, aspect="auto", origin="lower")
+        for i in range(len(lengths)):
+            for j in range(len(depths)):
+                ax.text(j, i, f"{values[i, j]:.0%}", ha="center", va="center", fontsize=7)
+        ax.set_xticks(range(len(depths)), [f"{d:.0%}" for d in depths], fontsize=7)
+        ax.set_yticks(range(len(lengths)), lengths, fontsize=7)
+        ax.set(xlabel="needle depth", title=label)
+    axes[0].set_ylabel("prompt length (tokens)")
+    fig.suptitle(title)
+    return fig
+
+
+def query_attention(weights, tokens, key_positions, title="What the question attends to"):
+    """Attention of the last (query) position in every head: weights (H, T); the key's digit
+    positions are marked so an induction-style head stands out."""
+    weights = np.asarray(weights, dtype=float)
+    fig = new_figure(9.0, 0.9 + 0.55 * len(weights))
+    ax = fig.add_subplot()
+    ax.imshow(weights, cmap="magma", aspect="auto", interpolation="nearest", vmin=0)
+    for position in key_positions:
+        ax.axvline(position, color="cyan", lw=0.6, alpha=0.7)
+    ax.set_yticks(range(len(weights)), [f"head {h}" for h in range(len(weights))], fontsize=8)
+    step = max(1, len(tokens) // 40)
+    ax.set_xticks(range(0, len(tokens), step), [tokens[i] for i in range(0, len(tokens), step)],
+                  rotation=90, fontsize=6)
+    ax.set(title=title + " (cyan: the key's digits)")
+    return fig
+
+
 
 # ---------------------------------------------------------------- 07 activation beacons
+
+def budget_accuracy(curves, full_accuracy=None, title="Passkey accuracy against the KV budget"):
+    """Whole-key accuracy against KV entries kept at the question: curves maps a method to a list
+    of (kv entries, accuracy, label) points; full_accuracy (a number) is drawn as a line."""
+    fig = new_figure(7.5, 4.2)
+    ax = fig.add_subplot()
+    for label, points in curves.items():
+        points = sorted(points)
+        line, = ax.plot([p[0] for p in points], [p[1] for p in points], "o-", ms=5, label=label)
+        for kv, accuracy, note in points:
+            ax.annotate(note, (kv, accuracy), textcoords="offset points", xytext=(4, 4),
+                        fontsize=7, color=line.get_color())
+    if full_accuracy is not None:
+        ax.axhline(full_accuracy, color="grey", ls="--", lw=1, label="full attention, all KV")
+    ax.set_xscale("log", base=2)
+    ax.set(xlabel="KV entries the question attends to", ylabel="whole-key accuracy",
+           ylim=(-0.03, 1.05), title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def kept_tokens(tokens, kept, marked=(), title="Tokens kept by attention importance"):
+    """One strip per row of 32 tokens: kept tokens dark, dropped light; `marked` positions (the
+    key's digits) outlined in red."""
+    kept_set, marked = set(int(i) for i in kept), set(int(i) for i in marked)
+    width = 32
+    rows = (len(tokens) + width - 1) // width
+    fig = new_figure(12, 0.5 + 0.42 * rows)
+    ax = fig.add_subplot()
+    grid = np.full((rows, width), np.nan)
+    for i in range(len(tokens)):
+        grid[i // width, i % width] = 1.0 if i in kept_set else 0.15
+    ax.imshow(grid, cmap="Blues", vmin=0, vmax=1.2, aspect="auto", interpolation="nearest")
+    for i, token in enumerate(tokens):
+        r, c = divmod(i, width)
+        ax.text(c, r, token[:6], ha="center", va="center", fontsize=5.5,
+                color="red" if i in marked else ("white" if i in kept_set else "black"))
+    ax.set_xticks([])
+    ax.set_yticks(range(rows), [f"{r * width}" for r in range(rows)], fontsize=7)
+    ax.set(title=title + " (red: the key's digits)")
+    return fig

@@ -63,8 +63,10 @@ class PasskeyPrompt:
 
     @property
     def distance(self):
-        """Tokens from the key's last digit in the needle to the last prompt token (the query)."""
-        return self.length - 1 - self.key_positions[-1]
+        """Tokens from the first digit of the key's last mention to the last prompt token (the
+        query). Each answer digit is copied from exactly this far back, so a model retrieves
+        the key only if its receptive field spans `distance` (lcviz.tasks.recoverable)."""
+        return self.length - 1 - self.key_positions[len(self.key)]
 
     @property
     def text(self):
@@ -123,10 +125,23 @@ def encode_passkey(prompts, tokenizer):
 
 
 def passkey_batch(batch_size, length, tokenizer, generator=None, n_digits=5, depth=None):
-    """A training batch of prompts of `length` tokens at random depths (or a fixed `depth`)."""
+    """A training batch of prompts of `length` tokens at random depths (or a fixed `depth`).
+
+    Random depths are uniform on [-0.05, 1.05] clipped to [0, 1] for half the batch: the extreme
+    placements (needle first, or right before the question) are single sentence boundaries that
+    a plain uniform draw almost never picks. The other half is drawn the same way from
+    [0.75, 1.05]: with the needle close to the question, a model that copies "the digit after the
+    latest copy of this digit" fails on keys with a repeated digit (e.g. 40345 -> 45345), the one
+    error our first full-attention models kept making; these examples teach it away.
+    """
     check_int("batch_size", batch_size, minimum=1)
-    depths = (torch.rand(batch_size, generator=generator).tolist() if depth is None
-              else [depth] * batch_size)
+    if depth is None:
+        low = torch.tensor([-0.05, 0.75]).repeat_interleave(torch.tensor([batch_size - batch_size // 2,
+                                                                          batch_size // 2]))
+        depths = (low + torch.rand(batch_size, generator=generator) * (1.05 - low)).clamp(0, 1)
+        depths = depths.tolist()
+    else:
+        depths = [depth] * batch_size
     prompts = [make_passkey(length, d, n_digits=n_digits, generator=generator) for d in depths]
     return encode_passkey(prompts, tokenizer)
 
@@ -164,3 +179,42 @@ def score_keys(predicted, expected):
     whole = sum(p == e for p, e in zip(predicted, expected)) / len(expected)
     pairs = [(a, b) for p, e in zip(predicted, expected) for a, b in zip(p.ljust(len(e)), e)]
     return {"key": whole, "digit": sum(a == b for a, b in pairs) / len(pairs)}
+
+
+def heldout_prompts(n, length, seed, depths=None, n_digits=5):
+    """A fixed, seeded set of n prompts (depths uniform in [0, 1] unless given, cycled)."""
+    check_int("n", n, minimum=1)
+    generator = torch.Generator().manual_seed(seed)
+    if depths is None:
+        depths = torch.rand(n, generator=generator).tolist()
+    return [make_passkey(length, depths[i % len(depths)], n_digits=n_digits, generator=generator)
+            for i in range(n)]
+
+
+def needle_grid(lengths, depths, per_cell, seed=0, n_digits=5):
+    """The needle-in-a-haystack grid: {(length, depth): [per_cell seeded prompts]}."""
+    return {(length, depth): heldout_prompts(per_cell, length, seed + 1000 * i + j, [depth],
+                                             n_digits)
+            for i, length in enumerate(lengths) for j, depth in enumerate(depths)}
+
+
+def accuracy_by_distance(prompts, predicted, bucket):
+    """{bucket start: (whole-key accuracy, count)} over key distances cut into buckets."""
+    check_int("bucket", bucket, minimum=1)
+    groups = {}
+    for prompt, answer in zip(prompts, predicted):
+        start = prompt.distance // bucket * bucket
+        groups.setdefault(start, []).append(answer == prompt.key)
+    return {start: (sum(hits) / len(hits), len(hits)) for start, hits in sorted(groups.items())}
+
+
+def recoverable(distance, window, layers):
+    """Can a key `distance` tokens back reach the query through `layers` causal windows of
+    `window`? Only if distance < layers (window - 1) + 1, the exact receptive field (notebook 03).
+    A window of None (full attention) reaches everything."""
+    check_int("distance", distance, minimum=0)
+    check_int("layers", layers, minimum=1)
+    if window is None:
+        return True
+    check_int("window", window, minimum=1)
+    return distance < layers * (window - 1) + 1

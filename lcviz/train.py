@@ -17,8 +17,11 @@ from pathlib import Path
 import torch
 
 from lcviz import seed_everything
+from lcviz.beacon import BeaconTransformer
 from lcviz.corpus import random_windows, stdlib_text, train_val_split
 from lcviz.model import ModelConfig, TinyTransformer
+from lcviz.tasks import (accuracy_by_distance, heldout_prompts, passkey_batch, passkey_tokenizer,
+                         predict_keys, score_keys)
 from lcviz.tokenize import CharTokenizer
 from lcviz.validate import check_float, check_int
 
@@ -89,15 +92,16 @@ def char_lm_data(n_chars=400_000):
     return train_val_split(CharTokenizer().encode(stdlib_text(n_chars)))
 
 
-def train_char_lm(config, steps, seed=0, batch_size=32, lr=3e-3, eval_every=50):
-    """Train a TinyTransformer on the stdlib corpus; returns (model, history, val_loss)."""
+def train_char_lm(model, steps, seed=0, batch_size=32, lr=3e-3, eval_every=50, warmup=20):
+    """Train `model` (fresh or loaded) on the stdlib corpus at its config.block_size;
+    returns (model, history, val_loss)."""
     seed_everything(seed)
     train_ids, val_ids = char_lm_data()
-    model = TinyTransformer(config)
+    block_size = model.config.block_size
     generator = torch.Generator().manual_seed(seed)
     history = train_loop(
-        model, lambda step: random_windows(train_ids, config.block_size, batch_size, generator),
-        steps, lr=lr, evaluate=lambda: mean_loss(model, val_ids, config.block_size),
+        model, lambda step: random_windows(train_ids, block_size, batch_size, generator),
+        steps, lr=lr, warmup=warmup, evaluate=lambda: mean_loss(model, val_ids, block_size),
         eval_every=eval_every)
     return model, history, history["eval"][-1]
 
@@ -106,21 +110,163 @@ def train_char_lm(config, steps, seed=0, batch_size=32, lr=3e-3, eval_every=50):
 
 @recipe("charlm", "char-level TinyTransformer (2 layers, width 128) on Python stdlib sources")
 def charlm(seed=0):
-    config = ModelConfig(block_size=128, n_layer=2, n_head=4, n_embd=128)
-    model, history, val_loss = train_char_lm(config, steps=1000, seed=seed, eval_every=100)
+    seed_everything(seed)
+    model = TinyTransformer(ModelConfig(block_size=128, n_layer=2, n_head=4, n_embd=128))
+    model, history, val_loss = train_char_lm(model, steps=1000, seed=seed, eval_every=100)
     return model, {"val_loss": val_loss, "history": history}
-
-
-# ---------------------------------------------------------------- recipes: 03 receptive fields
 
 
 # ---------------------------------------------------------------- recipes: 05 RoPE scaling
 
+ROPE_SHORT = 64  # the training length L of notebook 05's experiment
+ROPE_LONG = 4 * ROPE_SHORT  # evaluated at 2L and 4L; fine-tuned at 4L
+ROPE_FINETUNE_STEPS = 150  # "within 1000 steps" in the PI paper; a tiny model needs fewer
+
+
+def rope_scaling(rope_type, factor, original=ROPE_SHORT):
+    """The config changes that switch a RoPE model trained at `original` to a scaling method."""
+    params = {"default": {}, "linear": {"factor": factor}, "ntk": {"factor": factor},
+              "dynamic": {"factor": factor, "original_max_position_embeddings": original},
+              "yarn": {"factor": factor, "original_max_position_embeddings": original},
+              "llama3": {"factor": factor, "original_max_position_embeddings": original}}
+    return {"rope_type": rope_type, "rope_params": params[rope_type]}
+
+
+@torch.no_grad()
+def loss_by_position(model, ids, length, batch_size=16, batches=4, seed=1234):
+    """Mean next-token loss at each position 0..length-1 over fixed random windows: (length,)."""
+    generator = torch.Generator().manual_seed(seed)
+    model.eval()
+    total = torch.zeros(length)
+    for _ in range(batches):
+        x, y = random_windows(ids, length, batch_size, generator)  # (B, length) each
+        logits, _ = model(x)
+        total += torch.nn.functional.cross_entropy(logits.transpose(1, 2), y,
+                                                   reduction="none").mean(0)
+    return total / batches
+
+
+@recipe("rope-charlm", f"char-level TinyTransformer with RoPE, trained at length {ROPE_SHORT}")
+def rope_charlm(seed=0):
+    seed_everything(seed)
+    config = ModelConfig(block_size=ROPE_SHORT, n_layer=2, n_head=4, n_embd=128, pos="rope")
+    model, history, val_loss = train_char_lm(TinyTransformer(config), steps=700, seed=seed,
+                                             eval_every=100)
+    return model, {"val_loss": val_loss, "history": history}
+
+
+def rope_finetune(rope_type):
+    """fn(seed): rope-charlm switched to `rope_type` at factor 4, fine-tuned at length 4L."""
+    def finetune(seed=0):
+        base, _ = load_checkpoint("rope-charlm")
+        model = base.with_config(block_size=ROPE_LONG,
+                                 **rope_scaling(rope_type, ROPE_LONG / ROPE_SHORT))
+        model, history, val_loss = train_char_lm(model, ROPE_FINETUNE_STEPS, seed=seed,
+                                                 batch_size=16, lr=1e-3, warmup=10, eval_every=50)
+        return model, {"val_loss": val_loss, "history": history}
+    return finetune
+
+
+recipe("rope-charlm-linear-ft", f"rope-charlm, position interpolation x4, fine-tuned "
+       f"{ROPE_FINETUNE_STEPS} steps at length {ROPE_LONG}")(rope_finetune("linear"))
+recipe("rope-charlm-yarn-ft", f"rope-charlm, YaRN x4, fine-tuned {ROPE_FINETUNE_STEPS} steps "
+       f"at length {ROPE_LONG}")(rope_finetune("yarn"))
+
 
 # ---------------------------------------------------------------- recipes: 06 passkey retrieval
 
+PASSKEY_LENGTH = 128  # prompt tokens, in training and in the recorded evaluation
+PASSKEY_EVAL = {"n": 400, "seed": 1234}  # the fixed held-out set every checkpoint records
+
+
+def train_passkey(config, steps, seed=0, batch_size=32, lr=3e-3, lengths=(PASSKEY_LENGTH,) * 2,
+                  evaluate=None, eval_every=50):
+    """Train on passkey prompts at random needle depths, with the loss on the key digits only
+    (the filler is predictable and would drown the signal). Each step draws one prompt length
+    from lengths = (shortest, longest); the recipes use one fixed length. evaluate(model) ->
+    float, if given, is recorded every eval_every steps. Returns (model, history)."""
+    seed_everything(seed)
+    tokenizer = passkey_tokenizer()
+    model = TinyTransformer(config)
+    generator = torch.Generator().manual_seed(seed)
+    shortest, longest = lengths
+
+    def batch(step):
+        length = int(torch.randint(shortest, longest + 1, (1,), generator=generator))
+        return passkey_batch(batch_size, length, tokenizer, generator)
+    history = train_loop(model, batch, steps, lr=lr, warmup=30, eval_every=eval_every,
+                         evaluate=None if evaluate is None else lambda: evaluate(model))
+    return model, history
+
+
+def passkey_metrics(model, length=PASSKEY_LENGTH, bucket=8):
+    """Whole-key and digit accuracy on the fixed held-out set, overall, by depth fifth and by
+    key distance (buckets of `bucket` tokens: {start: [accuracy, count]})."""
+    tokenizer = passkey_tokenizer()
+    prompts = heldout_prompts(PASSKEY_EVAL["n"], length, PASSKEY_EVAL["seed"])
+    predicted = predict_keys(model, prompts, tokenizer)
+    by_depth = {}
+    for prompt, answer in zip(prompts, predicted):
+        by_depth.setdefault(min(int(prompt.depth * 5), 4), []).append(answer == prompt.key)
+    return {**score_keys(predicted, [p.key for p in prompts]),
+            "eval": {**PASSKEY_EVAL, "length": length},
+            "key_by_depth_fifth": [sum(v) / len(v) for _, v in sorted(by_depth.items())],
+            "key_by_distance": {str(start): list(cell) for start, cell in
+                                accuracy_by_distance(prompts, predicted, bucket).items()}}
+
+
+def passkey_recipe(window, n_layer, steps):
+    """fn(seed) -> (model, metrics) for a RoPE TinyTransformer with an optional window."""
+    def train(seed=0):
+        config = ModelConfig(vocab_size=passkey_tokenizer().vocab_size,
+                             block_size=PASSKEY_LENGTH + 8, n_layer=n_layer, n_head=8, n_embd=128,
+                             pos="rope", window=window)
+        model, history = train_passkey(config, steps, seed)
+        return model, {**passkey_metrics(model), "history": history}
+    return train
+
+
+PASSKEY_MODELS = {  # recipe name -> (window or None for full attention, layers, steps)
+    "passkey-full": (None, 2, 1300),
+    "passkey-w32-l2": (32, 2, 1200), "passkey-w32-l4": (32, 4, 600),
+    "passkey-w64-l2": (64, 2, 1200), "passkey-w64-l4": (64, 4, 600),
+}
+for name, (window, layers, steps) in PASSKEY_MODELS.items():
+    attention_kind = "full causal attention" if window is None else f"sliding window {window}"
+    recipe(name, f"passkey retrieval, {layers} layers, {attention_kind}, RoPE, word tokens")(
+        passkey_recipe(window, layers, steps))
+
 
 # ---------------------------------------------------------------- recipes: 07 activation beacons
+
+BEACON_CHUNK = 16  # raw tokens per chunk
+BEACON_RATIOS = (2, 4, 8, 16)  # condensing ratios drawn per training step (the paper: 2 .. 128)
+
+
+@recipe("beacon-passkey", f"activation beacons added to passkey-full: chunks of {BEACON_CHUNK}, "
+        f"a random ratio in {BEACON_RATIOS} per step")
+def beacon_passkey(seed=0, steps=1000, batch_size=32):
+    """Like the paper, which adds beacons to a trained LLM (Llama-2), start from a model that
+    already retrieves: passkey-full's weights, plus a new beacon embedding. (Trained from scratch
+    for 1200 steps, the beacon model stayed at chance: loss ln 10 at every ratio.)"""
+    seed_everything(seed)
+    tokenizer = passkey_tokenizer()
+    full, _ = load_checkpoint("passkey-full")
+    model = BeaconTransformer(full.config, BEACON_CHUNK)
+    model.model.load_state_dict(full.state_dict())
+    generator = torch.Generator().manual_seed(seed)
+
+    def batch(step):
+        model.ratio = BEACON_RATIOS[int(torch.randint(len(BEACON_RATIOS), (1,), generator=generator))]
+        return passkey_batch(batch_size, PASSKEY_LENGTH, tokenizer, generator)
+    history = train_loop(model, batch, steps, lr=1e-3, warmup=30)
+    by_ratio = {}
+    for ratio in BEACON_RATIOS:
+        model.ratio = ratio
+        by_ratio[str(ratio)] = passkey_metrics(model)
+    model.ratio = BEACON_RATIOS[0]
+    return model, {"key_by_ratio": {r: m["key"] for r, m in by_ratio.items()},
+                   "by_ratio": by_ratio, "history": history}
 
 
 # ---------------------------------------------------------------- checkpoints and CLI
@@ -133,9 +279,11 @@ def save_checkpoint(name, model, metrics, data_dir=DATA_DIR):
     """Write data/<name>.pt (config + weights) and data/<name>.json (config + metrics)."""
     weights_path, info_path = checkpoint_paths(name, data_dir)
     weights_path.parent.mkdir(parents=True, exist_ok=True)
-    info = {"recipe": name, "config": model.config.to_dict(), "metrics": metrics,
+    beacon = model.settings() if isinstance(model, BeaconTransformer) else None
+    info = {"recipe": name, "config": model.config.to_dict(), "beacon": beacon, "metrics": metrics,
             "rebuild": f"python -m lcviz.train {name}", "torch": torch.__version__.split("+")[0]}
-    torch.save({"config": model.config.to_dict(), "state_dict": model.state_dict()}, weights_path)
+    torch.save({"config": model.config.to_dict(), "beacon": beacon,
+                "state_dict": model.state_dict()}, weights_path)
     info_path.write_text(json.dumps(info, indent=1) + "\n")
     return weights_path
 
@@ -148,7 +296,9 @@ def load_checkpoint(name, data_dir=DATA_DIR):
         raise FileNotFoundError(f"{weights_path} is missing: rebuild it with "
                                 f"`python -m lcviz.train {name}` (recipes: {known})")
     saved = torch.load(weights_path, map_location="cpu", weights_only=True)
-    model = TinyTransformer(ModelConfig(**saved["config"]))
+    config = ModelConfig(**saved["config"])
+    beacon = saved.get("beacon")
+    model = TinyTransformer(config) if beacon is None else BeaconTransformer(config, **beacon)
     model.load_state_dict(saved["state_dict"])
     model.eval()
     info = json.loads(info_path.read_text()) if info_path.exists() else {}
@@ -178,7 +328,8 @@ def main(argv=None):
         for name, fn in sorted(RECIPES.items()):
             print(f"{name:24s} {fn.description}")
         return 0
-    names = sorted(RECIPES) if args.recipes == ["all"] else args.recipes
+    # "all" in registration order: a base model trains before its fine-tunes
+    names = list(RECIPES) if args.recipes == ["all"] else args.recipes
     unknown = [n for n in names if n not in RECIPES]
     if unknown:
         parser.error(f"unknown recipe(s) {unknown}; choose from {sorted(RECIPES)} or 'all'")

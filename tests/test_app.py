@@ -3,13 +3,15 @@
 from pathlib import Path
 
 import pytest
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from streamlit.testing.v1 import AppTest
 
-from lcviz import masks
+from lcviz import masks, rope, tasks
 from lcviz.app import PAGES, SCENES
 from lcviz.receptive import window_receptive_field
+from lcviz.train import PASSKEY_MODELS, rope_scaling
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
@@ -126,3 +128,36 @@ def test_receptive_page_never_crashes(pattern, length, window, layers):
     at = run_app(page="receptive", pattern=pattern, length=length, window=window, layers=layers)
     assert not at.exception
     assert bool(at.error) == (window > length)
+
+
+@pytest.mark.parametrize("method, kept, interpolated", [
+    ("default", 64, 0), ("linear", 0, 64), ("yarn", None, None), ("llama3", None, None)])
+def test_rope_page_counts_kept_and_interpolated_pairs(method, kept, interpolated):
+    at = run_app(page="rope", method=method, factor=8.0, original=4096)
+    assert not at.exception and not at.error
+    freq, factor = rope.rope_frequencies(method, 128, seq_len=8 * 4096,
+                                         **rope_scaling(method, 8.0, 4096)["rope_params"])
+    ratio = freq.double() / rope.default_frequencies(128, 10000.0)
+    if kept is None:  # YaRN and llama3 keep some and interpolate some: count independently
+        kept, interpolated = int((ratio > 0.99).sum()), int((ratio < 1.01 / 8).sum())
+        assert 0 < kept < 64 and 0 < interpolated < 64
+    shown = metrics(at)
+    assert shown["pairs kept"] == str(kept)
+    assert shown["pairs interpolated (divided by 8)"] == str(interpolated)
+    assert shown["attention factor (scales q and k)"] == f"{factor:.3f}"
+    assert torch.isfinite(freq).all()
+
+
+@pytest.mark.parametrize("model, depth", [("passkey-full", 30), ("passkey-w32-l2", 30),
+                                          ("passkey-w32-l2", 100)])
+def test_passkey_page_reports_the_distance_and_whether_it_is_in_reach(model, depth):
+    at = run_app(page="passkey", model=model, length=128, depth=depth, seed=3)
+    assert not at.exception and not at.error
+    prompt = tasks.make_passkey(128, depth / 100, generator=torch.Generator().manual_seed(3))
+    text = " ".join(m.value for m in at.markdown)
+    assert f"**{prompt.distance}** tokens" in text
+    window, layers, _ = PASSKEY_MODELS[model]
+    if window is not None:
+        side = "inside" if tasks.recoverable(prompt.distance, window, layers) else "beyond"
+        assert f"**{side}** it" in text
+    assert list(metrics(at))[0] == f"key {prompt.key}"

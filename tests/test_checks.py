@@ -52,3 +52,58 @@ def test_check_causal_mask_shows_the_differing_row():
     assert not upper.passed
     floats = checks.check_causal_mask(lambda n: torch.ones(n, n).tril())
     assert "expected torch.bool" in floats.message
+
+
+def test_check_apply_rope_passes_rotate_half_and_fails_interleaved_pairs():
+    from lcviz.rope import apply_rope
+
+    assert checks.check_apply_rope(apply_rope).passed
+
+    def interleaved(x, positions, inv_freq):  # the paper's adjacent pairs (2i, 2i+1)
+        angle = positions.float()[:, None] * inv_freq  # (T, D/2)
+        cos, sin = angle.cos(), angle.sin()
+        even, odd = x[..., 0::2], x[..., 1::2]
+        return torch.stack([even * cos - odd * sin, even * sin + odd * cos], -1).flatten(-2)
+
+    def wrong_sign(x, positions, inv_freq):  # rotates the other way
+        return apply_rope(x, -positions, inv_freq)
+
+    for wrong in (interleaved, wrong_sign):
+        result = checks.check_apply_rope(wrong)
+        assert result.status == "fail" and "largest difference" in result.message
+
+
+def test_check_ntk_base():
+    assert checks.check_ntk_base(lambda b, s, d: b * s ** (d / (d - 2))).passed
+    assert not checks.check_ntk_base(lambda b, s, d: b * s).passed  # forgot the exponent
+    assert not checks.check_ntk_base(lambda b, s, d: b * s ** ((d - 2) / d)).passed
+
+
+def test_check_passkey_prompt_shows_the_first_wrong_token():
+    from lcviz.tasks import make_passkey
+
+    assert checks.check_passkey_prompt(lambda n, d, k: list(make_passkey(n, d, k).tokens)).passed
+    shifted = checks.check_passkey_prompt(lambda n, d, k: list(make_passkey(n, 1 - d, k).tokens))
+    assert shifted.status == "fail" and "token" in shifted.message
+    short = checks.check_passkey_prompt(lambda n, d, k: list(make_passkey(n, d, k).tokens)[:-1])
+    assert "tokens, expected" in short.message
+
+
+def test_check_recoverable_fails_the_w_times_l_off_by_one():
+    from lcviz.tasks import recoverable
+
+    assert checks.check_recoverable(recoverable).passed
+    naive = lambda d, w, n: w is None or d < w * n  # noqa: E731  the seed's w*L
+    assert not checks.check_recoverable(naive).passed
+
+
+def test_beacon_checkers_catch_a_mask_that_leaks_raw_tokens_and_an_off_by_one_budget():
+    from lcviz.beacon import beacon_layout, beacon_mask, kv_entries
+    from lcviz.masks import causal_mask
+
+    assert checks.check_beacon_mask(lambda n, c, r: beacon_mask(beacon_layout(n, c, r))).passed
+    leaky = lambda n, c, r: causal_mask(beacon_layout(n, c, r).length)  # noqa: E731
+    assert checks.check_beacon_mask(leaky).status == "fail"
+    assert checks.check_kv_entries(kv_entries).passed
+    naive = lambda n, c, r: n // c * (c // r) + n % c  # noqa: E731  wrong when n is a multiple of c
+    assert not checks.check_kv_entries(naive).passed

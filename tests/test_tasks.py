@@ -2,8 +2,9 @@ import pytest
 import torch
 
 from lcviz.tasks import (DIGITS, FILLER, IGNORE, INSTRUCTION_TOKENS, QUESTION_TOKENS,
-                         encode_passkey, make_passkey, min_passkey_length, passkey_batch,
-                         passkey_tokenizer, predict_keys, score_keys)
+                         accuracy_by_distance, encode_passkey, make_passkey, min_passkey_length,
+                         needle_grid, passkey_batch, passkey_tokenizer, predict_keys, recoverable,
+                         score_keys)
 
 
 def test_prompt_follows_the_landmark_attention_format():
@@ -30,7 +31,7 @@ def test_exact_length_and_depth_placement(length, depth):
     if depth == 0.0:
         assert offset == 0
     if depth == 1.0:
-        assert offset == n_filler and prompt.distance == len(QUESTION_TOKENS) + len("is the pass key .".split())
+        assert offset == n_filler and prompt.distance == len(QUESTION_TOKENS) + len("is the pass key .".split()) + 4
 
 
 def test_deeper_needles_are_closer_to_the_question():
@@ -97,3 +98,22 @@ def test_predict_and_score():
     assert score_keys(["12345", "00000"], ["12345", "00001"]) == {"key": 0.5, "digit": 0.9}
     with pytest.raises(ValueError, match="equally many"):
         score_keys(["1"], [])
+
+
+def test_recoverable_is_the_exact_receptive_field():
+    from lcviz.receptive import window_receptive_field
+    for window, layers in ((16, 2), (32, 4), (1, 3)):
+        field = window_receptive_field(window, layers)
+        assert recoverable(field - 1, window, layers) and not recoverable(field, window, layers)
+    assert recoverable(10_000, None, 1)
+
+
+def test_grid_and_buckets():
+    grid = needle_grid([70, 90], [0.0, 1.0], per_cell=3)
+    assert sorted(grid) == [(70, 0.0), (70, 1.0), (90, 0.0), (90, 1.0)]
+    assert all(len(v) == 3 and all(p.length == k[0] for p in v) for k, v in grid.items())
+    prompts = grid[(90, 0.0)] + grid[(90, 1.0)]
+    answers = [p.key for p in prompts[:3]] + ["00000"] * 3
+    buckets = accuracy_by_distance(prompts, answers, bucket=8)
+    assert sum(n for _, n in buckets.values()) == 6
+    assert buckets[min(buckets)][0] < 1.0 and buckets[max(buckets)][0] == 1.0

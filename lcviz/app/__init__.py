@@ -8,7 +8,8 @@ st.error saying what to change, never a traceback.
 
 import streamlit as st
 
-from lcviz.app import masks_page, memory_page, receptive_page, state, transformer_page
+from lcviz.app import (masks_page, memory_page, passkey_page, receptive_page, rope_page, state,
+                       transformer_page)
 
 # URL name -> (title in the sidebar, module with render())
 PAGES = {
@@ -16,6 +17,8 @@ PAGES = {
     "masks": ("Masks", masks_page),
     "receptive": ("Receptive field", receptive_page),
     "memory": ("Memory and speed", memory_page),
+    "rope": ("RoPE scaling", rope_page),
+    "passkey": ("Passkey retrieval", passkey_page),
 }
 
 # Ready-made views for the lesson's key moments: (label, page, slider values).
@@ -34,6 +37,13 @@ SCENES = [
      {"pattern": "global + local", "length": 256, "window": 8, "layers": 3}),
     ("Dense attention explodes at 16K", "memory", {"length": 16384, "window": 256}),
     ("What the trained model attends to", "transformer", {"layer": 1, "head": 0}),
+    ("PI Figure 2: extrapolation explodes", "rope",
+     {"method": "default", "factor": 4.0, "original": 2048}),
+    ("YaRN keeps the fast pairs", "rope", {"method": "yarn", "factor": 8.0, "original": 2048}),
+    ("Passkey: full attention finds it", "passkey",
+     {"model": "passkey-full", "length": 128, "depth": 20, "seed": 1}),
+    ("Passkey: beyond the window's reach", "passkey",
+     {"model": "passkey-w32-l2", "length": 128, "depth": 20, "seed": 1}),
 ]
 
 

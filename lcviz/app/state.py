@@ -87,6 +87,15 @@ def int_slider(label, key, minimum, maximum, default, **kwargs):
     return value
 
 
+def float_slider(label, key, minimum, maximum, default, step):
+    """A float slider whose value is read from and written to the URL parameter `key`."""
+    _initial(key, default, float, lambda v: minimum <= v <= maximum,
+             f"a number from {minimum} to {maximum}")
+    value = st.slider(label, float(minimum), float(maximum), key=key, step=float(step))
+    st.query_params[key] = str(value)
+    return value
+
+
 def choice(label, key, options, default, **kwargs):
     """A selectbox whose value is read from and written to the URL parameter `key`."""
     _initial(key, default, str, lambda v: v in options, f"one of {', '.join(options)}")

@@ -1,0 +1,161 @@
+"""Activation beacons (Zhang et al. 2024, "Soaring from 4K to 400K: Extending LLM's Context with
+Activation Beacon", arXiv 2401.03462) and token-importance compression, on a tiny model.
+
+The input is cut into chunks of `chunk` tokens. After each chunk come chunk // ratio beacon
+tokens that attend to that chunk's raw tokens (and to all earlier beacons). Later chunks never see
+earlier raw tokens, only the beacons' keys and values: the KV cache keeps chunk // ratio entries
+per finished chunk instead of chunk.
+
+    raw token of chunk c   sees  raw tokens of chunk c (causally) + beacons of chunks < c
+    beacon of chunk c      sees  raw tokens of chunk c + beacons of chunks < c + earlier beacons of c
+
+Shapes: B batch, T raw tokens, S = T + beacons (the interleaved sequence), C width.
+"""
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from lcviz.masks import causal_mask
+from lcviz.model import TinyTransformer
+from lcviz.validate import check_int
+
+
+def check_ratio(chunk, ratio):
+    """A condensing ratio must be a whole divisor of the chunk: chunk // ratio beacons per chunk."""
+    check_int("chunk", chunk, minimum=1)
+    check_int("ratio", ratio, minimum=1, maximum=chunk)
+    if chunk % ratio:
+        raise ValueError(f"ratio {ratio} must divide the chunk size {chunk} (a chunk of {chunk} "
+                         f"tokens keeps chunk / ratio beacons); divisors: "
+                         f"{[r for r in range(1, chunk + 1) if chunk % r == 0]}")
+    return chunk // ratio
+
+
+@dataclass(frozen=True)
+class BeaconLayout:
+    """Where raw tokens and beacons sit in the interleaved sequence of length S."""
+    is_beacon: torch.Tensor  # (S,) bool
+    chunk_of: torch.Tensor   # (S,) chunk index of every entry
+    raw_index: torch.Tensor  # (T,) position in the sequence of each raw token, in order
+
+    @property
+    def length(self):
+        return len(self.is_beacon)
+
+
+def beacon_layout(n_tokens, chunk, ratio):
+    """Raw tokens in chunks of `chunk`, each full chunk followed by chunk // ratio beacons (a last,
+    partial chunk is the one still being read: it gets none yet)."""
+    check_int("n_tokens", n_tokens, minimum=1)
+    per_chunk = check_ratio(chunk, ratio)
+    is_beacon, chunk_of = [], []
+    for c, start in enumerate(range(0, n_tokens, chunk)):
+        size = min(chunk, n_tokens - start)
+        is_beacon += [False] * size
+        chunk_of += [c] * size
+        if size == chunk and start + chunk < n_tokens:  # a finished chunk with tokens after it
+            is_beacon += [True] * per_chunk
+            chunk_of += [c] * per_chunk
+    is_beacon = torch.tensor(is_beacon)
+    return BeaconLayout(is_beacon, torch.tensor(chunk_of), (~is_beacon).nonzero()[:, 0])
+
+
+def beacon_mask(layout):
+    """bool (S, S), True = may attend: the rule of the module docstring, from a causal mask and
+    the chunk structure (tests check it against a brute-force loop)."""
+    query_chunk, key_chunk = layout.chunk_of[:, None], layout.chunk_of[None, :]
+    key_beacon, query_beacon = layout.is_beacon[None, :], layout.is_beacon[:, None]
+    same_chunk_raw = (query_chunk == key_chunk) & ~key_beacon
+    earlier_beacons = (key_chunk < query_chunk) & key_beacon
+    own_beacons = (query_chunk == key_chunk) & key_beacon & query_beacon
+    return causal_mask(layout.length) & (same_chunk_raw | earlier_beacons | own_beacons)
+
+
+def kv_entries(n_tokens, chunk, ratio):
+    """KV entries the last token attends to: chunk // ratio per finished chunk before its own,
+    plus the raw tokens of its own chunk (a full attention model keeps n_tokens)."""
+    per_chunk = check_ratio(chunk, ratio)
+    finished = (n_tokens - 1) // chunk
+    return finished * per_chunk + (n_tokens - finished * chunk)
+
+
+class BeaconTransformer(nn.Module):
+    """A TinyTransformer that reads its input in chunks condensed into beacons. The beacons share
+    one learned embedding plus their RoPE position in the interleaved sequence."""
+
+    def __init__(self, config, chunk, ratio=2):
+        super().__init__()
+        check_ratio(chunk, ratio)
+        self.model = TinyTransformer(config)
+        self.beacon = nn.Parameter(torch.randn(config.n_embd) * 0.02)  # (C,)
+        self.chunk, self.ratio = chunk, ratio
+
+    @property
+    def config(self):
+        return self.model.config
+
+    def settings(self):
+        """What a checkpoint stores besides config and weights."""
+        return {"chunk": self.chunk}
+
+    def forward(self, idx, targets=None, ratio=None):
+        """idx (B, T) -> (logits (B, T, V) at the raw tokens, loss or None)."""
+        B, T = idx.shape
+        layout = beacon_layout(T, self.chunk, ratio or self.ratio)
+        x = self.beacon.expand(B, layout.length, -1).clone()  # (B, S, C) beacons everywhere ...
+        x[:, layout.raw_index] = self.model.embed(idx)  # ... then the raw tokens in their places
+        positions = torch.arange(layout.length)
+        logits, _ = self.model.run_blocks(x, beacon_mask(layout), positions)  # (B, S, V)
+        logits = logits[:, layout.raw_index]  # (B, T, V)
+        loss = None
+        if targets is not None:
+            loss = nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)),
+                                               targets.reshape(-1), ignore_index=-100)
+        return logits, loss
+
+
+# ---------------------------------------------------------------- token-importance compression
+
+def importance(weights, n_recent):
+    """How much attention each token receives from the last n_recent queries, summed over layers
+    and heads: weights is a list of L tensors (1, H, T, T); returns (T,)."""
+    total = sum(w[0, :, -n_recent:, :].sum(dim=(0, 1)) for w in weights)  # (T,)
+    return total
+
+
+def keep_important(scores, budget, n_recent):
+    """Indices to keep, in their original order: the n_recent last tokens plus the budget - n_recent
+    older tokens with the highest scores (SnapKV/H2O-style selection, positions unchanged)."""
+    T = len(scores)
+    check_int("n_recent", n_recent, minimum=1, maximum=T)
+    check_int("budget", budget, minimum=n_recent)
+    older = scores[:T - n_recent]
+    chosen = older.topk(min(budget - n_recent, len(older))).indices
+    return torch.cat([chosen, torch.arange(T - n_recent, T)]).sort().values
+
+
+def kept_keys_mask(length, kept, n_recent):
+    """bool (T, T): causal, except that the last n_recent queries see only the kept keys."""
+    mask = causal_mask(length)
+    allowed = torch.zeros(length, dtype=torch.bool)
+    allowed[kept] = True
+    mask[length - n_recent:] &= allowed
+    return mask
+
+
+class KeepOnly(nn.Module):
+    """A model whose queries from `first_query` on see only the `kept` earlier keys (and every
+    token from `first_query` on): the compressed KV cache, with the kept tokens' original
+    positions. For one prompt at a time (predict_keys with a one-prompt list)."""
+
+    def __init__(self, model, kept, first_query):
+        super().__init__()
+        self.model, self.first_query = model, first_query
+        self.kept = kept[kept < first_query]
+
+    def forward(self, idx, targets=None):
+        T = idx.size(1)
+        kept = torch.cat([self.kept, torch.arange(self.first_query, T)])
+        return self.model(idx, targets, attn_mask=kept_keys_mask(T, kept, T - self.first_query))
