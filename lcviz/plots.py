@@ -197,10 +197,13 @@ def memory_story(lengths, curves, measured=None, title="What grows with the cont
 
 # ---------------------------------------------------------------- 05 RoPE scaling
 
-def rope_rotations(inv_freq, length, pairs=(0, 4, 8, 16, 31)):
-    """Left: where pair j's rotation lands on the unit circle at positions 0..length-1.
+def rope_rotations(inv_freq, length, pairs=None):
+    """Left: where pair j's rotation lands on the unit circle at positions 0..length-1 (five
+    pairs from fastest to slowest unless `pairs` are given).
     Right: each pair's wavelength 2*pi/theta_j against the training length."""
     inv_freq = np.asarray(inv_freq, dtype=float)
+    pairs = list(pairs) if pairs is not None else sorted(set(np.linspace(0, len(inv_freq) - 1, 5,
+                                                                         dtype=int).tolist()))
     fig = new_figure(10, 4.2)
     circle_ax, wave_ax = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.5]})
     positions = np.arange(length)

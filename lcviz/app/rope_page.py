@@ -1,5 +1,5 @@
-"""RoPE page: method, factor, original length -> each method's frequencies and one query-key
-score read out to factor x the training length (notebook 05's figures)."""
+"""RoPE page: method, factor, original length -> each method's frequencies and the score of
+one query-key pair against distance, out to factor x the training length (notebook 05)."""
 
 import streamlit as st
 import torch
@@ -20,16 +20,14 @@ def rope_view(method, factor, original_length):
                for name in rope.ROPE_TYPES}
     curves = plots.rope_method_curves({name: freq for name, (freq, _) in methods.items()}, default,
                                       original_length, factor)
-    generator = torch.Generator().manual_seed(0)  # notebook 05's fit: 128 random points on [0, L]
-    points = torch.rand(128, generator=generator, dtype=torch.float64) * original_length
-    targets = torch.rand(128, generator=generator, dtype=torch.float64) * 2 - 1
-    h = rope.fit_score_function(points, targets, default)
-    distances = torch.linspace(0, factor * original_length, 1500, dtype=torch.float64)
-    shown = {"default (extrapolation)": rope.score_function(h, distances, default)}
+    query = torch.randn(HEAD_DIM, generator=torch.Generator().manual_seed(0))  # (D,)
+    distances = torch.linspace(0, factor * original_length, 1500).round()
+    shown = {"default": rope.rope_scores(query, query, distances, default.float())}
     if method != "default":
         freq, attention_factor = methods[method]
-        shown[method] = attention_factor ** 2 * rope.score_function(h, distances, freq)
-    scores = plots.score_curves(distances, shown, original_length)
+        shown[method] = rope.rope_scores(query, query, distances, freq, attention_factor)
+    scores = plots.score_curves(distances, shown, original_length,
+                                title="q·k of one random vector with itself, against distance")
     freq = methods[method][0].double()
     ratio = freq / default
     rows = {"pairs kept": int((ratio > 0.99).sum()), "pairs interpolated": int((ratio < 1.01 / factor).sum()),
@@ -48,8 +46,9 @@ def render():
         st.metric("pairs kept", rows["pairs kept"])
         st.metric(f"pairs interpolated (divided by {factor:g})", rows["pairs interpolated"])
         st.metric("attention factor (scales q and k)", f"{rows['attention factor']:.3f}")
-        st.caption(f"Head size {HEAD_DIM}. The score curve is one query-key pair fitted on "
-                   f"[0, {original}] (the PI paper's Figure 2) and read out to {factor:g}L.")
+        st.caption(f"Head size {HEAD_DIM}. The score curve is one random vector's RoPE score "
+                   f"with itself at each distance up to {factor:g}L: the method stretches the "
+                   "curve that the model learned on [0, L].")
     with right:
         st.image(scores)
         st.image(curves)
