@@ -3,6 +3,7 @@ so the notebooks and the Streamlit app draw with the same code."""
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, NullLocator
 
 
 def new_figure(width=6.0, height=4.0, layout="constrained"):
@@ -226,37 +227,48 @@ def rope_rotations(inv_freq, length, pairs=None):
     return fig
 
 
-def rope_method_curves(methods, default, original_length, factor):
-    """Per pair j: (left) the wavelength each method ends up with; (middle) its frequency divided
-    by the default's (1 = kept, 1/factor = interpolated); (right) the largest angle reached at
-    factor * original_length divided by the largest angle seen in training (> 1 = unseen angles,
-    which matter only for pairs that never completed a turn in training).
+def rope_method_curves(methods, default, original_length, factor,
+                       panels=("wavelength", "ratio", "angle")):
+    """Per pair j, one panel each: "wavelength" each method ends up with; "ratio" of its
+    frequency to the default's (1 = kept, 1/factor = interpolated); "angle": the largest angle
+    reached at factor * original_length divided by the largest angle seen in training (> 1 =
+    unseen angles, which matter only for pairs that never completed a turn in training).
     methods: {label: inv_freq (D/2,)}; default: the unscaled inv_freq."""
     default = np.asarray(default, dtype=float)
-    fig = new_figure(13, 4)
-    wave_ax, ratio_ax, angle_ax = fig.subplots(1, 3)
+    fig = new_figure(4.3 * len(panels) + 0.4, 4, layout=None)  # placed by hand: fast in the app
+    width = 1 / len(panels)
+    axes = {name: fig.add_axes(((i + 0.24) * width, 0.13, 0.68 * width, 0.77))
+            for i, name in enumerate(panels)}
     for label, inv_freq in methods.items():
         inv_freq = np.asarray(inv_freq, dtype=float)
-        wave_ax.semilogy(2 * np.pi / inv_freq, lw=1.8, label=label)
-        ratio_ax.plot(inv_freq / default, lw=1.8, label=label)
-        angle_ax.plot(factor * inv_freq / default, lw=1.8, label=label)
-    for length, style in ((original_length, "--"), (factor * original_length, ":")):
-        wave_ax.axhline(length, color="grey", ls=style, lw=1)
-    wave_ax.set(xlabel="pair index j", ylabel="wavelength (tokens)",
-                title=f"-- L = {original_length}, ·· {factor:g}L")
-    ratio_ax.axhline(1 / factor, color="grey", ls=":", lw=1)
-    ratio_ax.set(xlabel="pair index j", ylabel="θ_j (method) / θ_j (default)",
-                 title="1 = kept, 1/s = interpolated")
-    angle_ax.axhline(1, color="grey", ls="--", lw=1)
-    never_turned = np.nonzero(2 * np.pi / default > original_length)[0]
-    if len(never_turned):
-        angle_ax.axvspan(never_turned[0] - 0.5, len(default) - 0.5, color="tab:red", alpha=0.1,
-                         label="pairs that never turned once in training")
-    angle_ax.set(xlabel="pair index j", ylabel="max angle at sL / max angle in training",
-                 title="> 1 = angles never seen in training")
-    for ax in (wave_ax, ratio_ax, angle_ax):
+        values = {"wavelength": 2 * np.pi / inv_freq, "ratio": inv_freq / default,
+                  "angle": factor * inv_freq / default}
+        for name, ax in axes.items():
+            ax.plot(values[name], lw=1.8, label=label)
+    if "wavelength" in axes:
+        ax = axes["wavelength"]
+        for length, style in ((original_length, "--"), (factor * original_length, ":")):
+            ax.axhline(length, color="grey", ls=style, lw=1)
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))  # no mathtext
+        ax.yaxis.set_minor_locator(NullLocator())  # and no minor ticks: each costs ~2 ms to draw
+        ax.set(ylabel="wavelength (tokens)", title=f"-- L = {original_length}, ·· {factor:g}L")
+    if "ratio" in axes:
+        axes["ratio"].axhline(1 / factor, color="grey", ls=":", lw=1)
+        axes["ratio"].set(ylabel="θ_j (method) / θ_j (default)", title="1 = kept, 1/s = interpolated")
+    if "angle" in axes:
+        ax = axes["angle"]
+        ax.axhline(1, color="grey", ls="--", lw=1)
+        never_turned = np.nonzero(2 * np.pi / default > original_length)[0]
+        if len(never_turned):
+            ax.axvspan(never_turned[0] - 0.5, len(default) - 0.5, color="tab:red", alpha=0.1,
+                       label="pairs that never turned once in training")
+        ax.set(ylabel="max angle at sL / max angle in training",
+               title="> 1 = angles never seen in training")
+    for ax in axes.values():
+        ax.set(xlabel="pair index j")
         ax.grid(alpha=0.3)
-    angle_ax.legend(fontsize=7)
+    axes[panels[-1]].legend(fontsize=7)
     return fig
 
 
@@ -285,14 +297,12 @@ def pi_figure2(points, targets, fitted, extrapolated, interpolated, original_len
 
 
 def score_curves(distances, curves, original_length, title="One query-key score read by each method"):
-    """a(s) against relative distance s for each {label: (N,) scores}, the training length
-    marked; the y-axis is symmetric-log so an extrapolation blow-up and a bounded curve share it."""
-    fig = new_figure(8, 4.2)
-    ax = fig.add_subplot()
+    """a(s) against relative distance s for each {label: (N,) scores}, the training length marked."""
+    fig = new_figure(8, 3.6, layout=None)  # axes placed by hand: drawn per slider move in the app
+    ax = fig.add_axes((0.09, 0.15, 0.88, 0.74))
     for label, scores in curves.items():
         ax.plot(np.asarray(distances), np.asarray(scores, dtype=float), lw=1.2, label=label)
     ax.axvline(original_length, color="grey", ls="--", lw=1, label=f"training length {original_length}")
-    ax.set_yscale("symlog", linthresh=2)
     ax.set(xlabel="relative distance s", ylabel="attention score a(s)", title=title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -365,8 +375,9 @@ def query_attention(weights, tokens, key_positions, title="What the question att
     """Attention of the last (query) position in every head: weights (H, T); the key's digit
     positions are marked so an induction-style head stands out."""
     weights = np.asarray(weights, dtype=float)
-    fig = new_figure(9.0, 0.9 + 0.55 * len(weights))
-    ax = fig.add_subplot()
+    height = 1.3 + 0.45 * len(weights)  # inches: 0.95 below for the rotated tokens, 0.35 above
+    fig = new_figure(9.0, height, layout=None)  # placed by hand: the app redraws it per prompt
+    ax = fig.add_axes((0.09, 0.95 / height, 0.89, 1 - 1.3 / height))
     ax.imshow(weights, cmap="magma", aspect="auto", interpolation="nearest", vmin=0)
     for position in key_positions:
         ax.axvline(position, color="cyan", lw=0.6, alpha=0.7)

@@ -18,8 +18,9 @@ def rope_view(method, factor, original_length):
     methods = {name: rope.rope_frequencies(name, HEAD_DIM, seq_len=int(factor * original_length),
                                            **rope_scaling(name, factor, original_length)["rope_params"])
                for name in rope.ROPE_TYPES}
-    curves = plots.rope_method_curves({name: freq for name, (freq, _) in methods.items()}, default,
-                                      original_length, factor)
+    shown_methods = ("default", method) if method != "default" else ("default",)
+    curves = plots.rope_method_curves({name: methods[name][0] for name in shown_methods}, default,
+                                      original_length, factor, panels=("wavelength", "angle"))
     query = torch.randn(HEAD_DIM, generator=torch.Generator().manual_seed(0))  # (D,)
     distances = torch.linspace(0, factor * original_length, 1500).round()
     shown = {"default": rope.rope_scores(query, query, distances, default.float())}
