@@ -161,3 +161,18 @@ def test_passkey_page_reports_the_distance_and_whether_it_is_in_reach(model, dep
         side = "inside" if tasks.recoverable(prompt.distance, window, layers) else "beyond"
         assert f"**{side}** it" in text
     assert list(metrics(at))[0] == f"key {prompt.key}"
+
+
+@pytest.mark.parametrize("length, chunk, ratio", [(128, 16, 2), (17, 4, 4), (4096, 256, 8)])
+def test_beacon_page_reports_the_kv_formula(length, chunk, ratio):
+    from lcviz.beacon import kv_entries
+
+    at = run_app(page="beacons", length=length, chunk=chunk, ratio=ratio)
+    assert not at.exception and not at.error
+    assert metrics(at)["KV entries the last token attends to"] == f"{kv_entries(length, chunk, ratio):,}"
+
+
+def test_beacon_page_explains_a_ratio_that_does_not_divide_the_chunk():
+    at = run_app(page="beacons", length=64, chunk=16, ratio=3)
+    assert not at.exception
+    assert "ratio 3 must divide the chunk size 16" in at.error[0].value

@@ -8,8 +8,8 @@ st.error saying what to change, never a traceback.
 
 import streamlit as st
 
-from lcviz.app import (masks_page, memory_page, passkey_page, receptive_page, rope_page, state,
-                       transformer_page)
+from lcviz.app import (beacon_page, masks_page, memory_page, passkey_page, receptive_page,
+                       rope_page, state, transformer_page)
 
 # URL name -> (title in the sidebar, module with render())
 PAGES = {
@@ -19,6 +19,7 @@ PAGES = {
     "memory": ("Memory and speed", memory_page),
     "rope": ("RoPE scaling", rope_page),
     "passkey": ("Passkey retrieval", passkey_page),
+    "beacons": ("Activation beacons", beacon_page),
 }
 
 # Ready-made views for the lesson's key moments: (label, page, slider values).
@@ -44,6 +45,7 @@ SCENES = [
      {"model": "passkey-full", "length": 128, "depth": 20, "seed": 1}),
     ("Passkey: beyond the window's reach", "passkey",
      {"model": "passkey-w32-l2", "length": 128, "depth": 20, "seed": 1}),
+    ("Beacons: chunk 4, ratio 2", "beacons", {"length": 16, "chunk": 4, "ratio": 2}),
 ]
 
 
