@@ -20,6 +20,7 @@ from lcviz import seed_everything
 from lcviz.beacon import BeaconTransformer
 from lcviz.corpus import random_windows, stdlib_text, train_val_split
 from lcviz.model import ModelConfig, TinyTransformer
+from lcviz.rope import ROPE_PARAMS
 from lcviz.tasks import (accuracy_by_distance, heldout_prompts, passkey_batch, passkey_tokenizer,
                          predict_keys, score_keys)
 from lcviz.tokenize import CharTokenizer
@@ -124,12 +125,11 @@ ROPE_FINETUNE_STEPS = 150  # "within 1000 steps" in the PI paper; a tiny model n
 
 
 def rope_scaling(rope_type, factor, original=ROPE_SHORT):
-    """The config changes that switch a RoPE model trained at `original` to a scaling method."""
-    params = {"default": {}, "linear": {"factor": factor}, "ntk": {"factor": factor},
-              "dynamic": {"factor": factor, "original_max_position_embeddings": original},
-              "yarn": {"factor": factor, "original_max_position_embeddings": original},
-              "llama3": {"factor": factor, "original_max_position_embeddings": original}}
-    return {"rope_type": rope_type, "rope_params": params[rope_type]}
+    """The config changes that switch a RoPE model trained at `original` to a scaling method:
+    whichever of factor / original_max_position_embeddings lcviz.rope.ROPE_PARAMS says it takes."""
+    given = {"factor": factor, "original_max_position_embeddings": original}
+    return {"rope_type": rope_type,
+            "rope_params": {k: v for k, v in given.items() if k in ROPE_PARAMS[rope_type]}}
 
 
 @torch.no_grad()
