@@ -243,30 +243,42 @@ BEACON_CHUNK = 16  # raw tokens per chunk
 BEACON_RATIOS = (2, 4, 8, 16)  # condensing ratios drawn per training step (the paper: 2 .. 128)
 
 
-@recipe("beacon-passkey", f"activation beacons added to passkey-full: chunks of {BEACON_CHUNK}, "
-        f"a random ratio in {BEACON_RATIOS} per step")
-def beacon_passkey(seed=0, steps=1000, batch_size=32):
-    """Like the paper, which adds beacons to a trained LLM (Llama-2), start from a model that
-    already retrieves: passkey-full's weights, plus a new beacon embedding. (Trained from scratch
-    for 1200 steps, the beacon model stayed at chance: loss ln 10 at every ratio.)"""
-    seed_everything(seed)
-    tokenizer = passkey_tokenizer()
-    full, _ = load_checkpoint("passkey-full")
-    model = BeaconTransformer(full.config, BEACON_CHUNK)
-    model.model.load_state_dict(full.state_dict())
-    generator = torch.Generator().manual_seed(seed)
+def beacon_recipe(base, steps, lr=2e-3, batch_size=32):
+    """fn(seed) -> (model, metrics): like the paper, which adds beacons to a trained LLM
+    (Llama-2), start from a passkey model that already retrieves, plus a new beacon embedding;
+    train on the same 128-token prompts with a ratio drawn per step, then score every ratio."""
+    def train(seed=0):
+        seed_everything(seed)
+        tokenizer = passkey_tokenizer()
+        trained, _ = load_checkpoint(base)
+        config = ModelConfig(**{**trained.config.to_dict(), "window": None})  # the beacon mask rules
+        model = BeaconTransformer(config, BEACON_CHUNK)
+        model.model.load_state_dict(trained.state_dict())
+        generator = torch.Generator().manual_seed(seed)
 
-    def batch(step):
-        model.ratio = BEACON_RATIOS[int(torch.randint(len(BEACON_RATIOS), (1,), generator=generator))]
-        return passkey_batch(batch_size, PASSKEY_LENGTH, tokenizer, generator)
-    history = train_loop(model, batch, steps, lr=1e-3, warmup=30)
-    by_ratio = {}
-    for ratio in BEACON_RATIOS:
-        model.ratio = ratio
-        by_ratio[str(ratio)] = passkey_metrics(model)
-    model.ratio = BEACON_RATIOS[0]
-    return model, {"key_by_ratio": {r: m["key"] for r, m in by_ratio.items()},
-                   "by_ratio": by_ratio, "history": history}
+        def batch(step):
+            model.ratio = BEACON_RATIOS[int(torch.randint(len(BEACON_RATIOS), (1,),
+                                                          generator=generator))]
+            return passkey_batch(batch_size, PASSKEY_LENGTH, tokenizer, generator)
+        history = train_loop(model, batch, steps, lr=lr, warmup=30)
+        by_ratio = {}
+        for ratio in BEACON_RATIOS:
+            model.ratio = ratio
+            by_ratio[str(ratio)] = passkey_metrics(model)
+        model.ratio = BEACON_RATIOS[0]
+        return model, {"base": base, "key_by_ratio": {r: m["key"] for r, m in by_ratio.items()},
+                       "by_ratio": by_ratio, "history": history}
+    return train
+
+
+BEACON_MODELS = {  # recipe name -> (base passkey recipe, steps): the same CPU time for both
+    "beacon-passkey": ("passkey-w32-l4", 400),
+    "beacon-passkey-l2": ("passkey-full", 800),
+}
+for name, (base, steps) in BEACON_MODELS.items():
+    recipe(name, f"activation beacons added to {base} ({PASSKEY_MODELS[base][1]} layers), chunks "
+           f"of {BEACON_CHUNK}, a random ratio in {BEACON_RATIOS} per step, {steps} steps")(
+        beacon_recipe(base, steps))
 
 
 # ---------------------------------------------------------------- checkpoints and CLI

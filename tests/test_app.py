@@ -172,6 +172,16 @@ def test_beacon_page_reports_the_kv_formula(length, chunk, ratio):
     assert metrics(at)["KV entries the last token attends to"] == f"{kv_entries(length, chunk, ratio):,}"
 
 
+def test_beacon_page_shows_the_recorded_accuracy_of_both_beacon_models():
+    from lcviz.train import load_checkpoint
+
+    at = run_app(page="beacons")
+    table = at.table[0].value
+    for column, name in (("4 layers", "beacon-passkey"), ("2 layers", "beacon-passkey-l2")):
+        recorded = load_checkpoint(name)[1]["metrics"]["by_ratio"]
+        assert list(table[column]) == [f"{m['key']:.0%} / {m['digit']:.0%}" for m in recorded.values()]
+
+
 def test_beacon_page_explains_a_ratio_that_does_not_divide_the_chunk():
     at = run_app(page="beacons", length=64, chunk=16, ratio=3)
     assert not at.exception

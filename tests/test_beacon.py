@@ -38,6 +38,16 @@ def test_beacon_mask_equals_brute_force_and_hides_earlier_raw_tokens(n_tokens, c
     assert len(layout.raw_index) == n_tokens and mask.diagonal().all()
 
 
+@pytest.mark.parametrize("n_tokens, chunk, ratio", [(16, 4, 2), (17, 4, 4), (40, 8, 1), (64, 16, 16)])
+def test_raw_tokens_keep_their_positions_and_each_beacon_sits_on_its_group(n_tokens, chunk, ratio):
+    layout = beacon_layout(n_tokens, chunk, ratio)
+    assert torch.equal(layout.positions[layout.raw_index], torch.arange(n_tokens))
+    for c in layout.chunk_of[layout.is_beacon].unique().tolist():
+        beacons = layout.positions[layout.is_beacon & (layout.chunk_of == c)]
+        # the last token of each group of `ratio`: c*chunk + ratio - 1, ... , (c+1)*chunk - 1
+        assert beacons.tolist() == [c * chunk + ratio * (j + 1) - 1 for j in range(chunk // ratio)]
+
+
 @pytest.mark.parametrize("n_tokens, chunk, ratio", [(16, 4, 2), (17, 4, 4), (128, 16, 8), (7, 8, 2),
                                                     (129, 16, 2)])
 def test_kv_entries_equal_the_keys_the_last_token_sees(n_tokens, chunk, ratio):

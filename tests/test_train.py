@@ -115,11 +115,15 @@ def test_passkey_checkpoints_reproduce_their_recorded_accuracy():
 
 def test_beacon_checkpoint_reproduces_its_recorded_accuracy_per_ratio():
     from lcviz.beacon import BeaconTransformer
-    from lcviz.train import PASSKEY_EVAL, passkey_metrics
+    from lcviz.train import BEACON_MODELS, PASSKEY_EVAL, passkey_metrics
 
-    model, info = load_checkpoint("beacon-passkey")
-    assert isinstance(model, BeaconTransformer) and info["beacon"] == {"chunk": model.chunk}
-    for ratio in (2, 16):
-        model.ratio = ratio
-        recorded = info["metrics"]["key_by_ratio"][str(ratio)]
-        assert passkey_metrics(model)["key"] == pytest.approx(recorded, abs=1 / PASSKEY_EVAL["n"] + 1e-9)
+    for name in BEACON_MODELS:
+        model, info = load_checkpoint(name)
+        assert isinstance(model, BeaconTransformer) and info["beacon"] == {"chunk": model.chunk}
+        for ratio in (2, 16):
+            model.ratio = ratio
+            recorded = info["metrics"]["by_ratio"][str(ratio)]
+            measured = passkey_metrics(model)
+            for score in ("key", "digit"):
+                assert measured[score] == pytest.approx(recorded[score],
+                                                        abs=1 / PASSKEY_EVAL["n"] + 1e-9), name
