@@ -126,6 +126,34 @@ class BeaconTransformer(nn.Module):
         return logits, loss
 
 
+@torch.no_grad()
+def stream(model, idx, ratio):
+    """Read idx (B, T) one chunk at a time, as at inference: each layer keeps a KV cache of the
+    finished chunks' beacons only, and the raw tokens' keys and values are dropped when their
+    chunk ends. Returns (logits (B, T, V), KV entries cached per layer before each chunk).
+    Gives model(idx, ratio=ratio)'s numbers without ever holding the whole sequence."""
+    tiny, layout = model.model, beacon_layout(idx.size(1), model.chunk, ratio)
+    raw_x, full_mask = tiny.embed(idx), beacon_mask(layout)  # (B, T, C), (S, S)
+    cache = [None] * tiny.config.n_layer  # per layer: (k, v) of earlier beacons, (B, H, P, D)
+    logits, cached = [], []
+    for c in range(int(layout.chunk_of[-1]) + 1):
+        rows = (layout.chunk_of == c).nonzero()[:, 0]  # this chunk's raw tokens, then its beacons
+        is_beacon = layout.is_beacon[rows]
+        x = model.beacon.expand(idx.size(0), len(rows), -1).clone()  # (B, n, C)
+        x[:, ~is_beacon] = raw_x[:, layout.chunk_of[layout.raw_index] == c]
+        n_past = 0 if cache[0] is None else cache[0][0].size(2)
+        cached.append(n_past)
+        within = full_mask[rows][:, rows]  # (n, n): the rule inside one chunk
+        mask = torch.cat([torch.ones(len(rows), n_past, dtype=torch.bool), within], dim=1)
+        for layer, block in enumerate(tiny.blocks):
+            x, _, (k, v) = block.forward_with_kv(x, mask, layout.positions[rows], past=cache[layer])
+            keep = (k[:, :, is_beacon], v[:, :, is_beacon])  # only the beacons live on
+            cache[layer] = keep if cache[layer] is None else tuple(
+                torch.cat([old, new], dim=2) for old, new in zip(cache[layer], keep))
+        logits.append(tiny.head(tiny.ln_f(x[:, ~is_beacon])))  # (B, raw tokens of c, V)
+    return torch.cat(logits, dim=1), cached
+
+
 # ---------------------------------------------------------------- token-importance compression
 
 def importance(weights, n_recent):

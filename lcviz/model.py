@@ -89,7 +89,15 @@ class CausalSelfAttention(nn.Module):
         self.dropout = config.dropout
 
     def forward(self, x, mask, positions, keep_weights=False):
-        # x (B, T, C); mask bool (T, T) or (B, 1, T, T); positions (T,) absolute token positions
+        """x (B, T, C); mask bool (T, T) or (B, 1, T, T); positions (T,) absolute token positions.
+        Returns (y (B, T, C), attention weights (B, H, T, T) or None)."""
+        y, weights, _ = self.forward_with_kv(x, mask, positions, keep_weights)
+        return y, weights
+
+    def forward_with_kv(self, x, mask, positions, keep_weights=False, past=None):
+        """forward with a KV cache: past is None or the keys and values (k, v), each
+        (B, H, P, D) with RoPE applied, of P earlier entries, and mask is then (T, P + T).
+        Returns (y, weights, the (k, v) of these T tokens) for the caller to cache."""
         B, T, C = x.shape
         H, D = self.config.n_head, self.config.head_dim
         q, k, v = self.qkv(x).split(C, dim=2)  # 3 x (B, T, C)
@@ -98,6 +106,9 @@ class CausalSelfAttention(nn.Module):
         v = v.view(B, T, H, D).transpose(1, 2)  # (B, H, T, D)
         if self.config.pos == "rope":
             q, k = rope.apply_rope_to_qk(q, k, positions, self.config)
+        new_kv = (k, v)
+        if past is not None:
+            k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)  # (B, H, P+T, D)
         weights = None
         if keep_weights or self.config.attn_impl == "reference":
             y, weights = reference_attention(q, k, v, mask)  # (B, H, T, D), (B, H, T, T)
@@ -105,7 +116,7 @@ class CausalSelfAttention(nn.Module):
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, T, D)
         y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C): heads side by side again
         y = F.dropout(self.proj(y), self.dropout, self.training)
-        return y, weights
+        return y, weights, new_kv
 
 
 class MLP(nn.Module):
@@ -130,10 +141,16 @@ class Block(nn.Module):
         self.mlp = MLP(config)
 
     def forward(self, x, mask, positions, keep_weights=False):
-        a, weights = self.attn(self.ln1(x), mask, positions, keep_weights)
+        x, weights, _ = self.forward_with_kv(x, mask, positions, keep_weights)
+        return x, weights
+
+    def forward_with_kv(self, x, mask, positions, keep_weights=False, past=None):
+        """forward with a KV cache (see CausalSelfAttention): -> (x, weights, (k, v))."""
+        a, weights, new_kv = self.attn.forward_with_kv(self.ln1(x), mask, positions, keep_weights,
+                                                       past)
         x = x + a  # (B, T, C)
         x = x + self.mlp(self.ln2(x))  # (B, T, C)
-        return x, weights
+        return x, weights, new_kv
 
 
 class TinyTransformer(nn.Module):

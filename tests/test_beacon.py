@@ -83,6 +83,21 @@ def test_beacon_model_is_causal_and_each_ratio_runs():
     torch.testing.assert_close(model(idx[:, :8])[0], plain(idx[:, :8])[0])
 
 
+@pytest.mark.parametrize("n_tokens, ratio", [(30, 1), (30, 2), (32, 4), (5, 2), (41, 8)])
+def test_streaming_with_a_beacon_only_cache_gives_the_masked_model_s_logits(n_tokens, ratio):
+    from lcviz.beacon import stream
+
+    lcviz.seed_everything(0)
+    config = ModelConfig(vocab_size=20, block_size=64, n_layer=3, n_head=2, n_embd=16, pos="rope")
+    model = BeaconTransformer(config, chunk=8).eval()
+    idx = torch.randint(0, 20, (2, n_tokens))
+    logits, cached = stream(model, idx, ratio)
+    torch.testing.assert_close(logits, model(idx, ratio=ratio)[0])
+    # before chunk c the cache holds c * chunk / ratio beacons: kv_entries minus the raw tokens
+    assert cached == [c * 8 // ratio for c in range(len(cached))]
+    assert cached[-1] + n_tokens - 8 * (len(cached) - 1) == kv_entries(n_tokens, 8, ratio)
+
+
 def test_token_importance_keeps_order_positions_and_the_budget():
     lcviz.seed_everything(0)
     model = TinyTransformer(ModelConfig(vocab_size=20, n_layer=2, n_head=2, n_embd=16, pos="rope"))
