@@ -71,11 +71,12 @@ def test_batches_put_loss_only_on_the_key_digits():
 
 
 class Oracle(torch.nn.Module):
-    """Reads the key off the needle: all its logit mass on the next digit of the first mention."""
+    """Reads the key off the needle: from the prompt's last token on, all its logit mass on the
+    next digit of the first mention; at the digit places in `mistakes` it says the next digit up."""
 
-    def __init__(self, tokenizer, prompt_length):
+    def __init__(self, tokenizer, prompt_length, mistakes=()):
         super().__init__()
-        self.prompt_length = prompt_length
+        self.prompt_length, self.mistakes = prompt_length, set(mistakes)
         self.digit_ids = [int(tokenizer.encode(d)[0]) for d in DIGITS]
         self.vocab_size = tokenizer.vocab_size
 
@@ -84,7 +85,9 @@ class Oracle(torch.nn.Module):
         logits = torch.zeros(B, T, self.vocab_size)
         for b in range(B):
             key = [t for t in ids[b, :self.prompt_length].tolist() if t in self.digit_ids]
-            logits[b, -1, key[T - self.prompt_length]] = 1.0
+            for place in range(min(T - self.prompt_length + 1, 5)):
+                digit = self.digit_ids.index(key[place]) + (place in self.mistakes)
+                logits[b, self.prompt_length - 1 + place, self.digit_ids[digit % 10]] = 1.0
         return logits, None
 
 
@@ -98,6 +101,28 @@ def test_predict_and_score():
     assert score_keys(["12345", "00000"], ["12345", "00001"]) == {"key": 0.5, "digit": 0.9}
     with pytest.raises(ValueError, match="equally many"):
         score_keys(["1"], [])
+
+
+@pytest.mark.parametrize("mistakes", [(), (0,), (2,), (4,), (1, 3)])
+def test_predict_keys_shortcut_equals_plain_greedy_decoding(mistakes):
+    from lcviz.model import ModelConfig, TinyTransformer
+    from lcviz.tasks import greedy_digits
+
+    tokenizer = passkey_tokenizer()
+    generator = torch.Generator().manual_seed(2)
+    prompts = [make_passkey(70, 0.5, generator=generator) for _ in range(6)]
+    ids = torch.stack([tokenizer.encode(p.text) for p in prompts])  # (6, 70)
+    digit_ids = torch.tensor([tokenizer.encode(d)[0] for d in DIGITS])
+    torch.manual_seed(len(mistakes))
+    random_model = TinyTransformer(ModelConfig(vocab_size=tokenizer.vocab_size, n_layer=1,
+                                               n_embd=16, n_head=2, pos="rope")).eval()
+    for model in (Oracle(tokenizer, 70, mistakes), random_model):
+        plain = ["".join(DIGITS[d] for d in row)
+                 for row in greedy_digits(model, ids, 5, digit_ids).tolist()]
+        assert predict_keys(model, prompts, tokenizer, batch_size=4) == plain
+    wrong = [sum(a != b for a, b in zip(answer, p.key)) for answer, p in
+             zip(predict_keys(Oracle(tokenizer, 70, mistakes), prompts, tokenizer), prompts)]
+    assert wrong == [len(mistakes)] * len(prompts)
 
 
 def test_recoverable_is_the_exact_receptive_field():
