@@ -131,7 +131,7 @@ def stream(model, idx, ratio):
     """Read idx (B, T) one chunk at a time, as at inference: each layer keeps a KV cache of the
     finished chunks' beacons only, and the raw tokens' keys and values are dropped when their
     chunk ends. Returns (logits (B, T, V), KV entries cached per layer before each chunk).
-    Gives model(idx, ratio=ratio)'s numbers without ever holding the whole sequence."""
+    Gives model(idx, ratio=ratio)'s numbers (tests check it) with at most kv_entries keys."""
     tiny, layout = model.model, beacon_layout(idx.size(1), model.chunk, ratio)
     raw_x, full_mask = tiny.embed(idx), beacon_mask(layout)  # (B, T, C), (S, S)
     cache = [None] * tiny.config.n_layer  # per layer: (k, v) of earlier beacons, (B, H, P, D)
