@@ -111,12 +111,17 @@ class BeaconTransformer(nn.Module):
         """What a checkpoint stores besides config and weights."""
         return {"chunk": self.chunk}
 
+    def interleave(self, idx, layout):
+        """The input of the blocks: idx (B, T) -> (B, S, C), the beacon embedding at every
+        beacon's place and the raw tokens' embeddings at theirs."""
+        x = self.beacon.expand(idx.size(0), layout.length, -1).clone()  # (B, S, C)
+        x[:, layout.raw_index] = self.model.embed(idx)
+        return x
+
     def forward(self, idx, targets=None, ratio=None):
         """idx (B, T) -> (logits (B, T, V) at the raw tokens, loss or None)."""
-        B, T = idx.shape
-        layout = beacon_layout(T, self.chunk, ratio or self.ratio)
-        x = self.beacon.expand(B, layout.length, -1).clone()  # (B, S, C) beacons everywhere ...
-        x[:, layout.raw_index] = self.model.embed(idx)  # ... then the raw tokens in their places
+        layout = beacon_layout(idx.size(1), self.chunk, ratio or self.ratio)
+        x = self.interleave(idx, layout)  # (B, S, C)
         logits, _ = self.model.run_blocks(x, beacon_mask(layout), layout.positions)  # (B, S, V)
         logits = logits[:, layout.raw_index]  # (B, T, V)
         loss = None
@@ -133,14 +138,13 @@ def stream(model, idx, ratio):
     chunk ends. Returns (logits (B, T, V), KV entries cached per layer before each chunk).
     Gives model(idx, ratio=ratio)'s numbers (tests check it) with at most kv_entries keys."""
     tiny, layout = model.model, beacon_layout(idx.size(1), model.chunk, ratio)
-    raw_x, full_mask = tiny.embed(idx), beacon_mask(layout)  # (B, T, C), (S, S)
+    inputs, full_mask = model.interleave(idx, layout), beacon_mask(layout)  # (B, S, C), (S, S)
     cache = [None] * tiny.config.n_layer  # per layer: (k, v) of earlier beacons, (B, H, P, D)
     logits, cached = [], []
     for c in range(int(layout.chunk_of[-1]) + 1):
         rows = (layout.chunk_of == c).nonzero()[:, 0]  # this chunk's raw tokens, then its beacons
         is_beacon = layout.is_beacon[rows]
-        x = model.beacon.expand(idx.size(0), len(rows), -1).clone()  # (B, n, C)
-        x[:, ~is_beacon] = raw_x[:, layout.chunk_of[layout.raw_index] == c]
+        x = inputs[:, rows]  # (B, n, C)
         n_past = 0 if cache[0] is None else cache[0][0].size(2)
         cached.append(n_past)
         within = full_mask[rows][:, rows]  # (n, n): the rule inside one chunk
