@@ -1,6 +1,6 @@
 """Argument checks shared by every public lcviz function.
 
-Design rule (design.md, "Bad input"): a bad value raises ValueError naming the argument, the
+A bad value raises ValueError naming the argument, the
 value given and what is allowed. Nothing is silently clamped.
 """
 
