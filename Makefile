@@ -23,11 +23,13 @@ browser-deps:  ## Debian's chromium for the end-to-end browser test (root or sud
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
-test: setup browser-deps  ## every lcviz/app test, then every notebook with nbval
+test: setup browser-deps  ## lint, every lcviz/app test, then every notebook with nbval
+	$(PY) -m ruff check .
 	$(PY) -m pytest -q tests notebooks --nbval-lax --nbval-current-env --durations=15
 
-unit: setup  ## the lcviz/app tests only (fast)
-	$(PY) -m pytest -q tests
+unit: setup  ## the fast lcviz/app tests (no checkpoint reproduction, no browser, no notebooks)
+	$(PY) -m ruff check .
+	$(PY) -m pytest -q tests -m "not slow"
 
 notebooks: setup  ## re-execute every notebook and store its outputs
 	$(PY) -m lcviz.notebooks

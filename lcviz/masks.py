@@ -17,6 +17,7 @@ sensible default and the smallest allowed value of each.
 
 import torch
 
+from lcviz.attention import in_causal_window
 from lcviz.validate import check_choice, check_int, check_window
 
 
@@ -36,7 +37,7 @@ def sliding_window_mask(length, window):
     """Causal band of width `window`: query i sees keys i-window+1 .. i (Longformer local attention)."""
     check_window(window, length)
     i, j = _positions(length)
-    return (j <= i) & (i - j < window)  # (T, T)
+    return in_causal_window(i, j, window)  # (T, T)
 
 
 def dilated_window_mask(length, window, dilation):

@@ -10,14 +10,15 @@ import math
 from dataclasses import asdict, dataclass, field
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 from lcviz import rope
 from lcviz.attention import reference_attention
 from lcviz.masks import causal_mask, sliding_window_mask
 from lcviz.validate import check_choice, check_float, check_int
 
+IGNORE_INDEX = -100  # target id that cross_entropy skips: positions without a loss (prompt tokens)
 POSITIONS = ("none", "learned", "sinusoidal", "rope")
 ATTENTION_IMPLS = ("reference", "sdpa")
 
@@ -192,7 +193,7 @@ class TinyTransformer(nn.Module):
         """Token (+ absolute position) embeddings: idx (B, T) -> x (B, T, C)."""
         if idx.dim() != 2:
             raise ValueError(f"idx must be (B, T) token ids, got shape {tuple(idx.shape)}")
-        B, T = idx.shape
+        T = idx.size(1)
         positions = self._positions(T, positions)
         x = self.tok_emb(idx)  # (B, T, C)
         if self.config.pos == "learned":
@@ -216,7 +217,7 @@ class TinyTransformer(nn.Module):
         return self.head(self.ln_f(x)), all_weights  # (B, T, V), L x (B, H, T, T)
 
     def forward(self, idx, targets=None, attn_mask=None, positions=None):
-        """idx (B, T) -> (logits (B, T, V), loss or None). targets -100 are ignored in the loss.
+        """idx (B, T) -> (logits (B, T, V), loss or None). targets IGNORE_INDEX are ignored in the loss.
 
         attn_mask: optional bool (T, T) (True = may attend) replacing the config's mask.
         positions: optional (T,) absolute positions (default 0..T-1), e.g. after compression.
@@ -226,7 +227,7 @@ class TinyTransformer(nn.Module):
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1),
-                                   ignore_index=-100)
+                                   ignore_index=IGNORE_INDEX)
         return logits, loss
 
     @torch.no_grad()

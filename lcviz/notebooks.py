@@ -3,8 +3,9 @@
     python -m lcviz.notebooks                      # re-execute every notebooks/*.ipynb (`make notebooks`)
     python -m lcviz.notebooks notebooks/01-*.ipynb # just these
 
-Each executed notebook records in its metadata a fingerprint of its own code cells and of the
-lcviz source files its kernel imported; tests/test_notebooks.py recomputes it and fails when it differs.
+Each executed notebook records in its metadata the hashes of its own code cells, of the lcviz
+source files its kernel imported and of the data files it read through lcviz.checkpoints;
+tests/test_notebooks.py recomputes them (stale_reason) and fails when one differs.
 """
 
 import argparse
@@ -20,21 +21,21 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = ROOT / "notebooks"
 
 
-# Run after the notebook's own cells: which lcviz source files did the kernel actually import?
-LOADED_MODULES_CODE = """
+# Run after the notebook's own cells: which lcviz files did the kernel import, which data files
+# did it read?
+PROBE_CODE = """
 import json as _json, sys as _sys
-print(_json.dumps(sorted(m.__file__ for n, m in _sys.modules.items()
-                         if n.split(".")[0] == "lcviz" and getattr(m, "__file__", None))))
+_read = _sys.modules["lcviz.checkpoints"].FILES_READ if "lcviz.checkpoints" in _sys.modules else ()
+print(_json.dumps({"modules": sorted(m.__file__ for n, m in _sys.modules.items()
+                                     if n.split(".")[0] == "lcviz" and getattr(m, "__file__", None)),
+                   "data": sorted(_read)}))
 """
 
 
-def library_fingerprint(files):
-    """sha256 over the given lcviz source files (relative path and text), in sorted order."""
-    digest = hashlib.sha256()
-    for name in sorted(files):
-        digest.update(name.encode())
-        digest.update((ROOT / name).read_bytes())
-    return digest.hexdigest()[:16]
+def file_hashes(files):
+    """{relative path: sha256 prefix} of files relative to the repository root."""
+    return {name: hashlib.sha256((ROOT / name).read_bytes()).hexdigest()[:16]
+            for name in sorted(files)}
 
 
 def code_fingerprint(notebook):
@@ -46,24 +47,40 @@ def code_fingerprint(notebook):
     return digest.hexdigest()[:16]
 
 
-def execute(path, timeout=300):
-    """Run a notebook top to bottom in its folder, save outputs and fingerprints; returns seconds.
+def stale_reason(notebook):
+    """None when the stored outputs come from the current code and data; else what changed."""
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    counts = [c.execution_count for c in code]
+    if counts != list(range(1, len(code) + 1)):
+        return f"its cells were not executed once each, top to bottom (execution counts {counts})"
+    stamp = notebook.metadata.get("lcviz", {})
+    if "files" not in stamp:
+        return "it has no lcviz stamp"
+    if stamp.get("code") != code_fingerprint(notebook):
+        return "its code was edited after it was executed"
+    gone = [name for name in stamp["files"] if not (ROOT / name).exists()]
+    if gone:
+        return f"it used {', '.join(gone)}, which no longer exist"
+    changed = [name for name, digest in file_hashes(stamp["files"]).items()
+               if digest != stamp["files"][name]]
+    if changed:
+        return f"{', '.join(changed)} changed after it was executed"
+    return None
 
-    The stamp lists the lcviz files the kernel imported, so editing lcviz/beacon.py makes only the
-    notebooks that use it stale.
-    """
+
+def execute(path, timeout=300):
+    """Run a notebook top to bottom in its folder, save outputs and the stamp; returns seconds."""
     path = Path(path)
     notebook = nbformat.read(path, as_version=4)
-    notebook.cells.append(nbformat.v4.new_code_cell(LOADED_MODULES_CODE))
+    notebook.cells.append(nbformat.v4.new_code_cell(PROBE_CODE))
     start = time.perf_counter()
     NotebookClient(notebook, timeout=timeout, kernel_name="python3",
                    resources={"metadata": {"path": str(path.parent)}}).execute()
     seconds = time.perf_counter() - start
-    probe = notebook.cells.pop()
-    loaded = json.loads(probe.outputs[0]["text"])
-    files = [str(Path(f).resolve().relative_to(ROOT)) for f in loaded]
-    notebook.metadata["lcviz"] = {"library": library_fingerprint(files), "modules": sorted(files),
-                                  "code": code_fingerprint(notebook)}
+    used = json.loads(notebook.cells.pop().outputs[0]["text"])
+    files = [str(Path(f).resolve().relative_to(ROOT)) for f in used["modules"] + used["data"]]
+    notebook.metadata["lcviz"] = {"files": file_hashes(files), "code": code_fingerprint(notebook),
+                                  "seconds": round(seconds, 1)}
     nbformat.write(notebook, path)
     return seconds
 

@@ -29,6 +29,8 @@ import math
 
 import torch
 
+from lcviz import seed_everything
+from lcviz.corpus import random_windows
 from lcviz.validate import check_choice, check_float, check_int
 
 # rope_type -> {parameter: default, or None when required}
@@ -76,6 +78,12 @@ def _check(rope_type, head_dim, base, params):
     return values
 
 
+def ntk_base(base, factor, head_dim):
+    """NTK-aware base (bloc97 2023; YaRN paper eq. 16): base * factor ** (D / (D - 2)), which
+    keeps the fastest pair's frequency and slows the slowest one by exactly `factor`."""
+    return base * factor ** (head_dim / (head_dim - 2))
+
+
 def rope_frequencies(rope_type, head_dim, base=10000.0, seq_len=None, **params):
     """(inv_freq (D/2,) float32, attention_factor) of a RoPE method; see the module docstring."""
     p = _check(rope_type, head_dim, base, params)
@@ -84,13 +92,13 @@ def rope_frequencies(rope_type, head_dim, base=10000.0, seq_len=None, **params):
     if rope_type == "linear":
         inv_freq = inv_freq / p["factor"]
     elif rope_type == "ntk":
-        inv_freq = default_frequencies(head_dim, base * p["factor"] ** (head_dim / (head_dim - 2)))
+        inv_freq = default_frequencies(head_dim, ntk_base(base, p["factor"], head_dim))
     elif rope_type == "dynamic":
         original = p["original_max_position_embeddings"]
         length = original if seq_len is None else max(check_int("seq_len", seq_len, minimum=1),
                                                        original)
         scale = p["factor"] * length / original - (p["factor"] - 1)  # 1 at the original length
-        inv_freq = default_frequencies(head_dim, base * scale ** (head_dim / (head_dim - 2)))
+        inv_freq = default_frequencies(head_dim, ntk_base(base, scale, head_dim))
     elif rope_type == "yarn":
         inv_freq, factor = _yarn(inv_freq, head_dim, base, p)
     elif rope_type == "llama3":
@@ -205,3 +213,56 @@ def extrapolation_bound(h, positions, inv_freq):
     |a(s)| <= 2 max_j |h_j| sum_k |A_k(s)|, A_k(s) = sum_{j<k} e^{i s theta_j}; (N,)."""
     partial_sums = score_basis(positions, inv_freq).cumsum(dim=-1)  # (N, D/2): A_1 .. A_{D/2}
     return 2 * h.abs().max().item() * partial_sums.abs().sum(-1)
+
+
+# ---------------------------------------------------------------- the tiny-model experiment (05)
+
+ROPE_SHORT = 64  # the training length L of notebook 05's experiment
+ROPE_LONG = 4 * ROPE_SHORT  # evaluated at 2L and 4L; fine-tuned at 4L
+
+
+def rope_scaling(rope_type, factor, original=ROPE_SHORT):
+    """The config changes that switch a RoPE model trained at `original` to a scaling method:
+    whichever of factor / original_max_position_embeddings ROPE_PARAMS says it takes."""
+    given = {"factor": factor, "original_max_position_embeddings": original}
+    return {"rope_type": rope_type,
+            "rope_params": {k: v for k, v in given.items() if k in ROPE_PARAMS[rope_type]}}
+
+
+@torch.no_grad()
+def loss_by_position(model, ids, length, batch_size=16, batches=4, seed=1234):
+    """Mean next-token loss at each position 0..length-1 over fixed random windows: (length,)."""
+    generator = torch.Generator().manual_seed(seed)
+    model.eval()
+    total = torch.zeros(length)
+    for _ in range(batches):
+        x, y = random_windows(ids, length, batch_size, generator)  # (B, length) each
+        logits, _ = model(x)
+        total += torch.nn.functional.cross_entropy(logits.transpose(1, 2), y,
+                                                   reduction="none").mean(0)
+    return total / batches
+
+
+def fit_rope_char_lm(seed=0, steps=700):
+    """Recipe rope-charlm: a RoPE char model trained at length ROPE_SHORT."""
+    # imported here because lcviz.model imports this module for its RoPE
+    from lcviz.model import ModelConfig, TinyTransformer
+    from lcviz.transformer import train_char_lm
+    seed_everything(seed)
+    config = ModelConfig(block_size=ROPE_SHORT, n_layer=2, n_head=4, n_embd=128, pos="rope")
+    model, history, val_loss = train_char_lm(TinyTransformer(config), steps=steps, seed=seed,
+                                             eval_every=100)
+    return model, {"val_loss": val_loss, "history": history}
+
+
+def fit_rope_finetune(seed=0, rope_type="linear", steps=150):
+    """Recipes rope-charlm-*-ft: rope-charlm switched to `rope_type` at factor 4, fine-tuned at
+    length 4L ("within 1000 steps" in the PI paper; a tiny model needs fewer)."""
+    from lcviz.checkpoints import load_checkpoint
+    from lcviz.transformer import train_char_lm
+    base, _ = load_checkpoint("rope-charlm")
+    model = base.with_config(block_size=ROPE_LONG,
+                             **rope_scaling(rope_type, ROPE_LONG / ROPE_SHORT))
+    model, history, val_loss = train_char_lm(model, steps, seed=seed, batch_size=16, lr=1e-3,
+                                             warmup=10, eval_every=50)
+    return model, {"val_loss": val_loss, "history": history}

@@ -4,6 +4,7 @@ A bad value raises ValueError naming the argument, the
 value given and what is allowed. Nothing is silently clamped.
 """
 
+import math
 import numbers
 
 
@@ -24,7 +25,7 @@ def check_float(name, value, *, greater_than=None, minimum=None, maximum=None):
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
     value = float(value)
-    if value != value:
+    if math.isnan(value):
         raise ValueError(f"{name} must be a number, got NaN")
     if greater_than is not None and not value > greater_than:
         raise ValueError(f"{name} must be > {greater_than}, got {value}")

@@ -8,10 +8,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from streamlit.testing.v1 import AppTest
 
-from lcviz import masks, rope, tasks
+from lcviz import masks, passkey, rope
 from lcviz.app import PAGES, SCENES
+from lcviz.checkpoints import load_checkpoint, load_info
 from lcviz.receptive import window_receptive_field
-from lcviz.train import PASSKEY_MODELS, rope_scaling
+from lcviz.rope import rope_scaling
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
@@ -26,22 +27,51 @@ def metrics(at):
     return {m.label: m.value for m in at.metric}
 
 
-@pytest.mark.parametrize("page", list(PAGES))
-def test_every_page_runs_and_its_sliders_reach_their_bounds(page):
+BOUNDARY = "This view failed"  # the error boundary's words for an exception it did not expect
+
+
+def sweep(page):
+    """Open `page`, move each slider to its minimum, middle and maximum; the problems seen: an
+    exception, or the error boundary's message (a bug the page turned into an st.error)."""
+    problems = []
     at = run_app(page=page)
-    assert not at.exception and not at.error, (at.exception, at.error)
+
+    def look(where):
+        problems.extend(f"{where}: {e.value}" for e in at.exception)
+        problems.extend(f"{where}: {e.value}" for e in at.error if BOUNDARY in e.value)
+    look("default view")
+    if at.error:
+        problems.append(f"default view: {at.error[0].value}")
     for key in [s.key for s in at.slider]:
         slider = at.slider(key=key)
         low, high = slider.min, slider.max
-        for value in (low, (low + high) // 2, high):
+        middle = low + (high - low) / 2 if isinstance(low, float) else (low + high) // 2
+        for value in (low, middle, high):
             at.slider(key=key).set_value(value).run()
-            assert not at.exception, (page, key, value, at.exception)
+            look(f"{key}={value}")
         at.slider(key=key).set_value(slider.value).run()
+    return problems
+
+
+@pytest.mark.parametrize("page", list(PAGES))
+def test_every_page_runs_and_its_sliders_reach_their_bounds(page):
+    assert sweep(page) == []
+
+
+@pytest.mark.parametrize("page", list(PAGES))
+def test_the_sweep_goes_red_when_a_page_raises(page, monkeypatch):
+    import importlib
+    module = importlib.import_module(f"lcviz.app.pages.{page}")
+
+    def broken():
+        raise RuntimeError("broken on purpose")
+    monkeypatch.setattr(module, "render", broken)
+    assert any("broken on purpose" in problem for problem in sweep(page))
 
 
 def test_default_page_without_url_parameters():
     at = AppTest.from_file(APP, default_timeout=60).run()
-    assert not at.exception and at.query_params["page"] == list(PAGES)[0]
+    assert not at.exception and at.query_params["page"] == next(iter(PAGES))
 
 
 @pytest.mark.parametrize("pattern", list(masks.MASK_PATTERNS))
@@ -85,8 +115,7 @@ def test_bad_url_parameters_warn_and_fall_back(params, words):
 
 
 def test_missing_checkpoint_is_an_error_not_a_traceback(monkeypatch, tmp_path):
-    from lcviz.app import transformer_page
-    from lcviz.train import load_checkpoint
+    from lcviz.app.pages import transformer as transformer_page
     monkeypatch.setattr(transformer_page, "load_checkpoint",
                         lambda name: load_checkpoint(name, data_dir=tmp_path))  # an empty data/
     transformer_page.charlm.clear()
@@ -153,19 +182,20 @@ def test_rope_page_counts_kept_and_interpolated_pairs(method, kept, interpolated
 def test_passkey_page_reports_the_distance_and_whether_it_is_in_reach(model, depth):
     at = run_app(page="passkey", model=model, length=128, depth=depth, seed=3)
     assert not at.exception and not at.error
-    prompt = tasks.make_passkey(128, depth / 100, generator=torch.Generator().manual_seed(3))
+    prompt = passkey.make_passkey(128, depth / 100, generator=torch.Generator().manual_seed(3))
     text = " ".join(m.value for m in at.markdown)
     assert f"**{prompt.distance}** tokens" in text
-    window, layers, _ = PASSKEY_MODELS[model]
+    config = load_checkpoint(model)[0].config
+    window, layers = config.window, config.n_layer
     if window is not None:
-        side = "inside" if tasks.recoverable(prompt.distance, window, layers) else "beyond"
+        side = "inside" if passkey.recoverable(prompt.distance, window, layers) else "beyond"
         assert f"**{side}** it" in text
-    assert list(metrics(at))[0] == f"key {prompt.key}"
+    assert next(iter(metrics(at))) == f"key {prompt.key}"
 
 
 @pytest.mark.parametrize("length, chunk, ratio", [(128, 16, 2), (17, 4, 4), (4096, 256, 8)])
 def test_beacon_page_reports_the_kv_formula(length, chunk, ratio):
-    from lcviz.beacon import kv_entries
+    from lcviz.beacons import kv_entries
 
     at = run_app(page="beacons", length=length, chunk=chunk, ratio=ratio)
     assert not at.exception and not at.error
@@ -173,12 +203,10 @@ def test_beacon_page_reports_the_kv_formula(length, chunk, ratio):
 
 
 def test_beacon_page_shows_the_recorded_accuracy_of_both_beacon_models():
-    from lcviz.train import load_checkpoint
-
     at = run_app(page="beacons")
     table = at.table[0].value
     for column, name in (("4 layers", "beacon-passkey"), ("2 layers", "beacon-passkey-l2")):
-        recorded = load_checkpoint(name)[1]["metrics"]["by_ratio"]
+        recorded = load_info(name)["metrics"]["by_ratio"]
         assert list(table[column]) == [f"{m['key']:.0%} / {m['digit']:.0%}" for m in recorded.values()]
 
 

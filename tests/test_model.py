@@ -10,7 +10,7 @@ from lcviz.model import ATTENTION_IMPLS, POSITIONS, ModelConfig, TinyTransformer
 
 def small_model(**overrides):
     lcviz.seed_everything(0)
-    config = dict(vocab_size=20, block_size=16, n_layer=2, n_head=2, n_embd=16)
+    config = {"vocab_size": 20, "block_size": 16, "n_layer": 2, "n_head": 2, "n_embd": 16}
     return TinyTransformer(ModelConfig(**{**config, **overrides}))
 
 

@@ -1,28 +1,60 @@
-"""Stored notebook outputs must come from the current code: re-run `make notebooks` if not."""
+"""Stored notebook outputs must come from the current code and data: `make notebooks` if not."""
 
+import copy
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from lcviz.notebooks import NOTEBOOK_DIR, code_fingerprint, library_fingerprint
+from lcviz import notebooks
+from lcviz.course import INTRO_NOTEBOOK, ROOT, TOPICS
+from lcviz.notebooks import NOTEBOOK_DIR, stale_reason
 
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 
 
-def test_the_course_has_notebooks():
-    numbers = [p.name[:2] for p in NOTEBOOKS]
-    assert numbers == [f"{i:02d}" for i in range(len(numbers))] and len(numbers) >= 2
+def test_the_notebooks_are_the_course_table():
+    assert [str(p.relative_to(ROOT)) for p in NOTEBOOKS] == [INTRO_NOTEBOOK] + [
+        t.notebook for t in TOPICS]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_stored_outputs_are_fresh(path: Path):
-    notebook = nbformat.read(path, as_version=4)
-    code = [c for c in notebook.cells if c.cell_type == "code"]
-    assert all(c.execution_count for c in code), f"{path.name} has unexecuted cells: make notebooks"
-    stamp = notebook.metadata.get("lcviz", {})
-    assert stamp.get("modules"), f"{path.name} has no lcviz stamp: run `make notebooks`"
-    assert stamp.get("code") == code_fingerprint(notebook), \
-        f"{path.name} was edited after it was executed: run `make notebooks`"
-    assert stamp.get("library") == library_fingerprint(stamp.get("modules", [])), \
-        f"{path.name} was executed against older lcviz code: run `make notebooks`"
+    reason = stale_reason(nbformat.read(path, as_version=4))
+    assert reason is None, f"{path.name} is stale: {reason}. Run `make notebooks`."
+
+
+def stamped(name):
+    notebook = nbformat.read(NOTEBOOK_DIR / name, as_version=4)
+    assert stale_reason(notebook) is None
+    return notebook
+
+
+def test_a_topic_module_makes_only_its_importers_stale(monkeypatch):
+    intro, beacons = stamped("00-start-here.ipynb"), stamped("07-beacons.ipynb")
+    assert "lcviz/beacons.py" in beacons.metadata["lcviz"]["files"]
+    real = notebooks.file_hashes
+    monkeypatch.setattr(notebooks, "file_hashes", lambda files: {
+        name: ("edited" if name == "lcviz/beacons.py" else digest)
+        for name, digest in real(files).items()})
+    assert stale_reason(intro) is None
+    assert "lcviz/beacons.py changed" in stale_reason(beacons)
+
+
+def test_a_data_file_it_read_makes_it_stale(monkeypatch):
+    notebook = stamped("06-passkey.ipynb")
+    read = [f for f in notebook.metadata["lcviz"]["files"] if f.startswith("data/")]
+    assert read, "notebook 06 reads checkpoints; they must be in its stamp"
+    real = notebooks.file_hashes
+    monkeypatch.setattr(notebooks, "file_hashes", lambda files: {
+        name: ("edited" if name == read[0] else digest) for name, digest in real(files).items()})
+    assert f"{read[0]} changed" in stale_reason(notebook)
+
+
+def test_edited_code_and_missing_files_are_named():
+    notebook = copy.deepcopy(stamped("02-masks.ipynb"))
+    next(c for c in notebook.cells if c.cell_type == "code").source += "\n# edited"
+    assert "edited after it was executed" in stale_reason(notebook)
+    notebook = copy.deepcopy(stamped("02-masks.ipynb"))
+    notebook.metadata["lcviz"]["files"]["lcviz/gone.py"] = "0"
+    assert "lcviz/gone.py, which no longer exist" in stale_reason(notebook)

@@ -4,8 +4,14 @@ import torch
 import lcviz
 from lcviz import masks
 from lcviz.model import ModelConfig, TinyTransformer
-from lcviz.receptive import (effective_receptive_field, reachability, reachable_by_search,
-                             reachable_from, receptive_field_sizes, window_receptive_field)
+from lcviz.receptive import (
+    effective_receptive_field,
+    reachability,
+    reachable_by_search,
+    reachable_from,
+    receptive_field_sizes,
+    window_receptive_field,
+)
 
 
 @pytest.mark.parametrize("pattern, params", [

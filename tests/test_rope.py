@@ -164,3 +164,18 @@ def test_fit_matches_its_points_and_theorem_2_1_bounds_the_interpolation_error()
     far = torch.arange(512, 4096, dtype=torch.float64)
     assert (rope.score_function(h, far, theta).abs()
             <= rope.extrapolation_bound(h, far, theta) + 1e-9).all()
+
+
+def test_loss_by_position_and_rope_scaling_switch_a_model_between_methods():
+    from lcviz.rope import loss_by_position, rope_scaling
+
+    lcviz.seed_everything(0)
+    model = TinyTransformer(ModelConfig(block_size=16, n_layer=1, n_head=2, n_embd=16, pos="rope"))
+    ids = torch.randint(0, 98, (500,))
+    losses = loss_by_position(model, ids, 32, batch_size=4, batches=2)
+    assert losses.shape == (32,) and (losses > 0).all()
+    for kind in ("default", "linear", "ntk", "dynamic", "yarn", "llama3"):
+        scaled = model.with_config(block_size=64, **rope_scaling(kind, 4.0, original=16))
+        assert scaled.config.rope_type == kind
+        assert torch.isfinite(loss_by_position(scaled, ids, 64, batch_size=2, batches=1)).all()
+

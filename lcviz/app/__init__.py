@@ -1,30 +1,24 @@
 """The lecturer's Streamlit app: one page per topic, driven by sliders whose state lives in the
 URL, so each view can be bookmarked for a slide. `app.py` calls `main()`.
 
-Pages are small modules (lcviz/app/*_page.py) with a `render()` that draws with lcviz.plots, the
-same figures as the notebooks. Every page runs inside `state.guarded`, so bad input shows an
+Pages come from the course table (lcviz.course.TOPICS): lcviz/app/pages/<slug>.py with a
+`render()` that draws with lcviz.plots, the same figures as the notebooks. Every page runs inside `state.guarded`, so bad input shows an
 st.error saying what to change, never a traceback.
 """
 
+import importlib
+
 import streamlit as st
 
-from lcviz.app import (beacon_page, masks_page, memory_page, passkey_page, receptive_page,
-                       rope_page, state, transformer_page)
+from lcviz.app import state
+from lcviz.course import TOPICS
 
-# URL name -> (title in the sidebar, module with render())
-PAGES = {
-    "transformer": ("Tiny transformer", transformer_page),
-    "masks": ("Masks", masks_page),
-    "receptive": ("Receptive field", receptive_page),
-    "memory": ("Memory and speed", memory_page),
-    "rope": ("RoPE scaling", rope_page),
-    "passkey": ("Passkey retrieval", passkey_page),
-    "beacons": ("Activation beacons", beacon_page),
-}
+# URL name (the topic's slug) -> title in the sidebar
+PAGES = {topic.slug: topic.title for topic in TOPICS}
 
 # Ready-made views for the lesson's key moments: (label, page, slider values).
 SCENES = [
-    ("Seed example: window 3 over 6 tokens", "masks",
+    ("Window 3 over 6 tokens", "masks",
      {"pattern": "sliding window", "length": 6, "window": 3}),
     ("Longformer: window + global tokens", "masks",
      {"pattern": "global + local", "length": 128, "window": 8, "n_global": 3}),
@@ -32,7 +26,7 @@ SCENES = [
      {"pattern": "random", "length": 128, "window": 8, "n_random": 3}),
     ("Receptive field grows w-1 per layer", "receptive",
      {"pattern": "sliding window", "length": 64, "window": 4, "layers": 4}),
-    ("Seed table: window 128, 8 layers", "receptive",
+    ("Window 128, 8 layers: the field is 1017", "receptive",
      {"pattern": "sliding window", "length": 2048, "window": 128, "layers": 8}),
     ("Global tokens collapse the depth", "receptive",
      {"pattern": "global + local", "length": 256, "window": 8, "layers": 3}),
@@ -58,7 +52,6 @@ def main():
             st.button(label, key=f"scene:{label}", on_click=state.open_scene,
                       args=(scene_page, values), width="stretch")
         st.caption("The page and every slider live in the URL: bookmark it to come back here.")
-    title, module = PAGES[page]
-    st.title(title)
+    st.title(PAGES[page])
     with state.guarded():
-        module.render()
+        importlib.import_module(f"lcviz.app.pages.{page}").render()

@@ -34,11 +34,11 @@ def choose_page(pages):
     if "page" not in st.session_state:
         wanted = st.query_params.get("page", names[0])
         if wanted not in pages:
-            st.warning(f"Unknown page {wanted!r} in the URL; showing {pages[names[0]][0]!r}. "
+            st.warning(f"Unknown page {wanted!r} in the URL; showing {pages[names[0]]!r}. "
                        f"Pages: {', '.join(names)}.")
             wanted = names[0]
         st.session_state["page"] = wanted
-    page = st.sidebar.radio("Topic", names, key="page", format_func=lambda n: pages[n][0],
+    page = st.sidebar.radio("Topic", names, key="page", format_func=pages.get,
                             on_change=_forget_sliders)
     st.query_params["page"] = page
     return page
@@ -112,6 +112,6 @@ def guarded():
         yield
     except (ValueError, FileNotFoundError) as error:
         st.error(f"{error}")
-    except Exception as error:  # the app never shows a traceback to the class
+    except Exception as error:  # noqa: BLE001 - the app never shows a traceback to the class
         st.error(f"This view failed ({type(error).__name__}: {error}). Move a slider back or "
                  f"pick a scene; the notebooks explain the same figure step by step.")

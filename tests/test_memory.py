@@ -2,9 +2,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lcviz.attention import reference_attention, sliding_window_attention, tiled_attention
-from lcviz.bench import measure_attention
+from lcviz.attention import reference_attention
 from lcviz.masks import causal_mask, sliding_window_mask
+from lcviz.memory import measure_attention, sliding_window_attention, tiled_attention
 
 SHAPES = [(1, 1, 1, 1), (2, 3, 5, 8), (1, 2, 7, 3), (1, 2, 37, 8), (2, 1, 64, 64), (1, 1, 100, 1),
           (1, 2, 50, 16), (1, 1, 33, 33)]  # (B, H, T, window): T=1, T<w, T % w != 0, w=1, w=T

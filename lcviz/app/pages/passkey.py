@@ -5,10 +5,14 @@ the attention of its question (notebook 06's figures)."""
 import streamlit as st
 import torch
 
-from lcviz import plots, tasks
+from lcviz import passkey, plots
 from lcviz.app import state
+from lcviz.checkpoints import load_checkpoint
+from lcviz.passkey import PASSKEY_LENGTH
 from lcviz.receptive import window_receptive_field
-from lcviz.train import PASSKEY_LENGTH, PASSKEY_MODELS, load_checkpoint
+from lcviz.recipes import RECIPES
+
+PASSKEY_MODELS = [name for name, recipe in RECIPES.items() if recipe.topic == "passkey"]
 
 MAX_LENGTH = 4 * PASSKEY_LENGTH  # beyond the training length, to show what breaks
 
@@ -18,8 +22,13 @@ def passkey_model(name):
     return load_checkpoint(name)
 
 
+def window_and_layers(name):
+    config = passkey_model(name)[0].config
+    return config.window, config.n_layer
+
+
 def reach(name):
-    window, layers, _ = PASSKEY_MODELS[name]
+    window, layers = window_and_layers(name)
     return None if window is None else (window, window_receptive_field(window, layers))
 
 
@@ -39,9 +48,9 @@ def accuracy_png():
 def live_run(name, length, depth, seed):
     """(prompt, answer, PNG of the question's attention in the last layer) for one setting."""
     model, _ = passkey_model(name)
-    prompt = tasks.make_passkey(length, depth, generator=torch.Generator().manual_seed(seed))
-    tokenizer = tasks.passkey_tokenizer()
-    answer = tasks.predict_keys(model, [prompt], tokenizer)[0]
+    prompt = passkey.make_passkey(length, depth, generator=torch.Generator().manual_seed(seed))
+    tokenizer = passkey.passkey_tokenizer()
+    answer = passkey.predict_keys(model, [prompt], tokenizer)[0]
     weights = model.attention_maps(tokenizer.encode(prompt.text)[None])[-1][0, :, -1, :]  # (H, T)
     figure = plots.query_attention(weights, prompt.tokens, prompt.key_positions,
                                    title=f"{name}: the question's attention, last layer")
@@ -55,11 +64,11 @@ def render():
         name = state.choice("model", "model", names, "passkey-full",
                             format_func=lambda n: n.replace("passkey-", ""))
         length = state.int_slider("prompt length (tokens)", "length",
-                                  tasks.min_passkey_length(), MAX_LENGTH, PASSKEY_LENGTH)
+                                  passkey.min_passkey_length(), MAX_LENGTH, PASSKEY_LENGTH)
         depth = state.int_slider("needle depth (%)", "depth", 0, 100, 50)
         seed = state.int_slider("prompt seed (a new key)", "seed", 0, 999, 0)
     prompt, answer, attention_png = live_run(name, length, depth / 100, seed)
-    window, layers, _ = PASSKEY_MODELS[name]
+    window, layers = window_and_layers(name)
     with left:
         verdict = "✅ found" if answer == prompt.key else "❌ missed"
         st.metric(f"key {prompt.key}", f"answer {answer}", delta=verdict, delta_color="off")
@@ -68,7 +77,7 @@ def render():
             st.write("full attention: every distance is in reach")
         else:
             field = window_receptive_field(window, layers)
-            side = "inside" if tasks.recoverable(prompt.distance, window, layers) else "beyond"
+            side = "inside" if passkey.recoverable(prompt.distance, window, layers) else "beyond"
             st.write(f"window {window}, {layers} layers: receptive field L(w−1)+1 = **{field}** "
                      f"tokens — this key is **{side}** it")
         if length > PASSKEY_LENGTH:

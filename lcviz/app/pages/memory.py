@@ -7,17 +7,18 @@ import streamlit as st
 import torch
 import torch.nn.functional as F
 
-from lcviz import attention, bench, masks, plots
+from lcviz import masks, memory, plots
 from lcviz.app import state
+from lcviz.checkpoints import load_results
 
 LENGTHS = [2**p for p in range(9, 18)]  # 512 .. 131072
 LIVE_MAX_LENGTH = 4096  # dense attention beyond this is too slow / large to run live in class
-HEADS, HEAD_DIM = 4, 64  # the benchmark's shape (design.md)
+HEADS, HEAD_DIM = 4, 64  # the shape of `python -m lcviz.bench attention`
 
 
 @st.cache_data(show_spinner=False)
 def benchmark_png():
-    return state.png(plots.attention_benchmark(bench.load_results("attention")))
+    return state.png(plots.attention_benchmark(load_results("attention")))
 
 
 def live_times(length, window, repeats=3):
@@ -26,7 +27,7 @@ def live_times(length, window, repeats=3):
     q, k, v = (torch.randn(1, HEADS, length, HEAD_DIM, generator=generator) for _ in range(3))
     mask = masks.sliding_window_mask(length, window)
     runs = {"dense SDPA": lambda: F.scaled_dot_product_attention(q, k, v, attn_mask=mask),
-            "lcviz sliding window": lambda: attention.sliding_window_attention(q, k, v, window)}
+            "lcviz sliding window": lambda: memory.sliding_window_attention(q, k, v, window)}
     times = {}
     with torch.no_grad():
         for name, run in runs.items():
@@ -49,9 +50,9 @@ def render():
         left.error(f"window w = {window} is larger than the length T = {length}: move the "
                    f"window to at most {length}.")
         return
-    dense_mb = attention.score_matrix_megabytes(length, HEADS)
+    dense_mb = memory.score_matrix_megabytes(length, HEADS)
     window_mb = masks.sliding_window_pairs(length, window) * HEADS * 4 / 2**20
-    kv_gb = attention.kv_cache_megabytes(length, layers=32, heads=32, head_dim=128) / 1024
+    kv_gb = memory.kv_cache_megabytes(length, layers=32, heads=32, head_dim=128) / 1024
     with left:
         st.metric(f"dense scores, {HEADS} heads fp32", f"{dense_mb:,.0f} MB")
         st.metric("scores a window keeps", f"{window_mb:,.1f} MB",

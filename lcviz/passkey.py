@@ -1,4 +1,4 @@
-"""Synthetic long-context tasks: the passkey prompt, its tokenizer, training batches and a scorer.
+"""Passkey retrieval: the prompt, its tokenizer, training batches, trained models and a scorer.
 
 The passkey prompt is the one of Landmark Attention (Mohtashami & Jaggi 2023, "Random-Access
 Infinite Context Length for Transformers", arXiv 2305.16300), which later long-context papers
@@ -15,7 +15,11 @@ from dataclasses import dataclass
 
 import torch
 
+from lcviz import seed_everything
+from lcviz.model import IGNORE_INDEX, ModelConfig, TinyTransformer
+from lcviz.receptive import window_receptive_field
 from lcviz.tokenize import WordTokenizer, split_words
+from lcviz.train import train_loop
 from lcviz.validate import check_float, check_int
 
 INSTRUCTION = ("There is an important info hidden inside a lot of irrelevant text. Find it and "
@@ -25,7 +29,6 @@ FILLER = ("The grass is green.", "The sky is blue.", "The sun is yellow.", "Here
 NEEDLE = "The pass key is {key}. Remember it. {key} is the pass key."
 QUESTION = "What is the pass key? The pass key is"
 DIGITS = "0123456789"
-IGNORE = -100  # target id that torch's cross_entropy skips: no loss on the prompt itself
 
 
 def passkey_tokenizer():
@@ -65,7 +68,7 @@ class PasskeyPrompt:
     def distance(self):
         """Tokens from the first digit of the key's last mention to the last prompt token (the
         query). Each answer digit is copied from exactly this far back, so a model retrieves
-        the key only if its receptive field spans `distance` (lcviz.tasks.recoverable)."""
+        the key only if its receptive field spans `distance` (lcviz.passkey.recoverable)."""
         return self.length - 1 - self.key_positions[len(self.key)]
 
     @property
@@ -110,7 +113,7 @@ def encode_passkey(prompts, tokenizer):
     """Token ids of prompts followed by their keys, for teacher forcing.
 
     Returns x (B, T + n - 1) inputs and y (B, T + n - 1) targets, where n is the number of key
-    digits: y is IGNORE except at the n positions that predict a key digit, so the loss teaches
+    digits: y is IGNORE_INDEX except at the n positions that predict a key digit, so the loss teaches
     retrieval only (the filler is trivially predictable and would swamp the signal).
     """
     lengths = {(p.length, len(p.key)) for p in prompts}
@@ -120,7 +123,7 @@ def encode_passkey(prompts, tokenizer):
     ids = torch.stack(rows)  # (B, T + n)
     x, y = ids[:, :-1], ids[:, 1:].clone()  # (B, T + n - 1) each
     n_digits = len(prompts[0].key)
-    y[:, :-n_digits] = IGNORE
+    y[:, :-n_digits] = IGNORE_INDEX
     return x, y
 
 
@@ -147,17 +150,17 @@ def passkey_batch(batch_size, length, tokenizer, generator=None, n_digits=5, dep
 
 
 @torch.no_grad()
-def predict_keys(model, prompts, tokenizer, batch_size=64):
+def predict_keys(model, prompts, tokenizer, batch_size=64, **forward):
     """Greedy answers of `model` to equal-length prompts: a list of digit strings.
 
     Each key digit is decoded by argmax over the ten digit tokens only, so the answer is always
-    n digits and the score measures retrieval, not formatting. `model(ids)` must return
-    (logits (B, T, V), _), as TinyTransformer does, and be causal.
+    n digits and the score measures retrieval, not formatting. `model(ids, **forward)` must
+    return (logits (B, T, V), _), as TinyTransformer does, and be causal.
 
     An exact shortcut (speculative decoding with the true key as the draft): one pass over prompt
     + key gives the model's choice after every true prefix. Where every choice is right, that is
     the greedy answer; a prompt first wrong at digit i keeps its first i + 1 choices and is decoded
-    on from there. tests/test_tasks.py checks the answers against plain greedy decoding.
+    on from there. tests/test_passkey.py checks the answers against plain greedy decoding.
     """
     digit_ids = torch.tensor([tokenizer.encode(d)[0] for d in DIGITS])  # (10,)
     answers = []
@@ -167,7 +170,7 @@ def predict_keys(model, prompts, tokenizer, batch_size=64):
         ids = torch.stack([tokenizer.encode(p.text) for p in chunk])  # (B, T)
         key = torch.tensor([[DIGITS.index(d) for d in p.key] for p in chunk])  # (B, n)
         n = key.size(1)
-        logits, _ = model(torch.cat([ids, digit_ids[key[:, :-1]]], dim=1))  # (B, T + n - 1, V)
+        logits, _ = model(torch.cat([ids, digit_ids[key[:, :-1]]], dim=1), **forward)  # (B, T + n - 1, V)
         chosen = logits[:, -n:, digit_ids].argmax(-1)  # (B, n) the choice after each true prefix
         wrong = chosen != key
         first_wrong = torch.where(wrong.any(1), wrong.int().argmax(1), n)  # (B,), n = all right
@@ -176,17 +179,17 @@ def predict_keys(model, prompts, tokenizer, batch_size=64):
             rows = (first_wrong == i).nonzero()[:, 0]
             if len(rows):
                 prefix = torch.cat([ids[rows], digit_ids[chosen[rows, :i + 1]]], dim=1)
-                digits[rows, i + 1:] = greedy_digits(model, prefix, n - i - 1, digit_ids)
+                digits[rows, i + 1:] = greedy_digits(model, prefix, n - i - 1, digit_ids, **forward)
         answers += ["".join(DIGITS[d] for d in row) for row in digits.tolist()]
     return answers
 
 
-def greedy_digits(model, ids, n, digit_ids):
+def greedy_digits(model, ids, n, digit_ids, **forward):
     """n digits decoded one by one after ids (B, T), each the argmax over digit_ids (10,):
     (B, n) indices into DIGITS."""
     digits = []
     for _ in range(n):
-        logits, _ = model(ids)  # (B, T, V)
+        logits, _ = model(ids, **forward)  # (B, T, V)
         best = logits[:, -1, digit_ids].argmax(-1)  # (B,)
         digits.append(best)
         ids = torch.cat([ids, digit_ids[best][:, None]], dim=1)
@@ -238,5 +241,56 @@ def recoverable(distance, window, layers):
     check_int("layers", layers, minimum=1)
     if window is None:
         return True
-    check_int("window", window, minimum=1)
-    return distance < layers * (window - 1) + 1
+    return distance < window_receptive_field(window, layers)
+
+
+# ---------------------------------------------------------------- trained models (recipes)
+
+PASSKEY_LENGTH = 128  # prompt tokens, in training and in the recorded evaluation
+PASSKEY_EVAL = {"n": 400, "seed": 1234}  # the fixed held-out set every checkpoint records
+
+
+def train_passkey(config, steps, seed=0, batch_size=32, lr=3e-3, lengths=(PASSKEY_LENGTH,) * 2,
+                  evaluate=None, eval_every=50):
+    """Train on passkey prompts at random needle depths, with the loss on the key digits only
+    (the filler is predictable and would drown the signal). Each step draws one prompt length
+    from lengths = (shortest, longest). evaluate(model) -> float, if given, is recorded every
+    eval_every steps. Returns (model, history)."""
+    seed_everything(seed)
+    tokenizer = passkey_tokenizer()
+    model = TinyTransformer(config)
+    generator = torch.Generator().manual_seed(seed)
+    shortest, longest = lengths
+
+    def batch(step):
+        length = int(torch.randint(shortest, longest + 1, (1,), generator=generator))
+        return passkey_batch(batch_size, length, tokenizer, generator)
+    history = train_loop(model, batch, steps, lr=lr, warmup=30, eval_every=eval_every,
+                         evaluate=None if evaluate is None else lambda: evaluate(model))
+    return model, history
+
+
+def passkey_metrics(model, length=PASSKEY_LENGTH, bucket=8, **forward):
+    """Whole-key and digit accuracy on the fixed held-out set, overall, by depth fifth and by
+    key distance (buckets of `bucket` tokens: {start: [accuracy, count]}). `forward` goes to
+    every model call (e.g. ratio= for a beacon model)."""
+    tokenizer = passkey_tokenizer()
+    prompts = heldout_prompts(PASSKEY_EVAL["n"], length, PASSKEY_EVAL["seed"])
+    predicted = predict_keys(model, prompts, tokenizer, **forward)
+    by_depth = {}
+    for prompt, answer in zip(prompts, predicted):
+        by_depth.setdefault(min(int(prompt.depth * 5), 4), []).append(answer == prompt.key)
+    return {**score_keys(predicted, [p.key for p in prompts]),
+            "eval": {**PASSKEY_EVAL, "length": length},
+            "key_by_depth_fifth": [sum(v) / len(v) for _, v in sorted(by_depth.items())],
+            "key_by_distance": {str(start): list(cell) for start, cell in
+                                accuracy_by_distance(prompts, predicted, bucket).items()}}
+
+
+def fit_passkey(seed=0, window=None, n_layer=2, steps=1300):
+    """Recipes passkey-*: a RoPE TinyTransformer (width 128, 8 heads) with an optional window."""
+    config = ModelConfig(vocab_size=passkey_tokenizer().vocab_size,
+                         block_size=PASSKEY_LENGTH + 8, n_layer=n_layer, n_head=8, n_embd=128,
+                         pos="rope", window=window)
+    model, history = train_passkey(config, steps, seed)
+    return model, {**passkey_metrics(model), "history": history}

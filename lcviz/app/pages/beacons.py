@@ -3,24 +3,24 @@ shipped beacon model's recorded accuracy per ratio (notebook 07)."""
 
 import streamlit as st
 
-from lcviz import beacon, plots
+from lcviz import beacons, plots
 from lcviz.app import state
-from lcviz.train import load_checkpoint
+from lcviz.checkpoints import load_info
 
 HEATMAP_LENGTH = 256  # the mask is drawn up to this many raw tokens
 
 
 @st.cache_data(max_entries=128, show_spinner=False)
 def mask_png(length, chunk, ratio):
-    layout = beacon.beacon_layout(length, chunk, ratio)
-    return state.png(plots.mask_heatmap(beacon.beacon_mask(layout),
+    layout = beacons.beacon_layout(length, chunk, ratio)
+    return state.png(plots.mask_heatmap(beacons.beacon_mask(layout),
                                         title=f"{length} tokens + {layout.length - length} beacons"))
 
 
 @st.cache_data(show_spinner=False)
 def recorded_accuracy(name):
     """{ratio: (whole-key, digit accuracy)} of data/<name> on the held-out prompts."""
-    metrics = load_checkpoint(name)[1]["metrics"]
+    metrics = load_info(name)["metrics"]
     return {int(r): (m["key"], m["digit"]) for r, m in metrics["by_ratio"].items()}
 
 
@@ -30,7 +30,7 @@ def render():
         length = state.int_slider("length (raw tokens)", "length", 8, 4096, 128)
         chunk = state.int_slider("chunk size", "chunk", 2, 256, 16)
         ratio = state.int_slider("condensing ratio", "ratio", 1, 256, 4)
-    kv = beacon.kv_entries(length, chunk, ratio)  # raises a clear ValueError for a bad ratio
+    kv = beacons.kv_entries(length, chunk, ratio)  # raises a clear ValueError for a bad ratio
     with left:
         st.metric("KV entries the last token attends to", f"{kv:,}",
                   delta=f"{kv / length:.0%} of full attention's {length:,}", delta_color="off")

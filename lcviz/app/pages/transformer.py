@@ -4,8 +4,8 @@ import streamlit as st
 
 from lcviz import plots
 from lcviz.app import state
+from lcviz.checkpoints import load_checkpoint
 from lcviz.tokenize import CharTokenizer
-from lcviz.train import load_checkpoint
 
 DEFAULT_TEXT = "    def __init__(self, x):\n        self.x = x\n"
 

@@ -6,7 +6,6 @@ import torch
 
 from lcviz import plots, rope
 from lcviz.app import state
-from lcviz.train import rope_scaling
 
 HEAD_DIM = 128  # LLaMA's head size, as in the PI paper's Figure 2
 
@@ -16,7 +15,7 @@ def rope_view(method, factor, original_length):
     """(PNG of the per-pair curves, PNG of the score curves, table rows) for one setting."""
     default = rope.default_frequencies(HEAD_DIM, 10000.0)
     methods = {name: rope.rope_frequencies(name, HEAD_DIM, seq_len=int(factor * original_length),
-                                           **rope_scaling(name, factor, original_length)["rope_params"])
+                                           **rope.rope_scaling(name, factor, original_length)["rope_params"])
                for name in rope.ROPE_TYPES}
     shown_methods = ("default", method) if method != "default" else ("default",)
     curves = plots.rope_method_curves({name: methods[name][0] for name in shown_methods}, default,

@@ -2,8 +2,15 @@ import pytest
 import torch
 
 import lcviz
-from lcviz.beacon import (BeaconTransformer, beacon_layout, beacon_mask, importance,
-                          keep_important, kept_keys_mask, kv_entries)
+from lcviz.beacons import (
+    BeaconTransformer,
+    beacon_layout,
+    beacon_mask,
+    importance,
+    keep_important,
+    kept_keys_mask,
+    kv_entries,
+)
 from lcviz.model import ModelConfig, TinyTransformer
 
 
@@ -80,12 +87,12 @@ def test_beacon_model_is_causal_and_each_ratio_runs():
     # inside the first chunk there are no beacons yet: the same as the plain model
     plain = TinyTransformer(config).eval()
     plain.load_state_dict(model.model.state_dict())
-    torch.testing.assert_close(model(idx[:, :8])[0], plain(idx[:, :8])[0])
+    torch.testing.assert_close(model(idx[:, :8], ratio=2)[0], plain(idx[:, :8])[0])
 
 
 @pytest.mark.parametrize("n_tokens, ratio", [(30, 1), (30, 2), (32, 4), (5, 2), (41, 8)])
 def test_streaming_with_a_beacon_only_cache_gives_the_masked_model_s_logits(n_tokens, ratio):
-    from lcviz.beacon import stream
+    from lcviz.beacons import stream
 
     lcviz.seed_everything(0)
     config = ModelConfig(vocab_size=20, block_size=64, n_layer=3, n_head=2, n_embd=16, pos="rope")
@@ -115,7 +122,7 @@ def test_token_importance_keeps_order_positions_and_the_budget():
 
 
 def test_keep_only_with_every_token_kept_is_the_full_model_and_drops_what_it_should():
-    from lcviz.beacon import KeepOnly
+    from lcviz.beacons import KeepOnly
 
     lcviz.seed_everything(0)
     model = TinyTransformer(ModelConfig(vocab_size=20, n_layer=2, n_head=2, n_embd=16, pos="rope")).eval()
@@ -127,3 +134,20 @@ def test_keep_only_with_every_token_kept_is_the_full_model_and_drops_what_it_sho
     changed[0, 5] = (changed[0, 5] + 1) % 20  # a dropped token that no kept token has seen
     torch.testing.assert_close(partial(changed)[0][0, 16:], partial(idx)[0][0, 16:])
     assert not torch.allclose(model(changed)[0][0, 16:], model(idx)[0][0, 16:])
+
+
+@pytest.mark.slow
+def test_beacon_checkpoint_reproduces_its_recorded_accuracy_per_ratio():
+    from lcviz.checkpoints import load_checkpoint
+    from lcviz.passkey import PASSKEY_EVAL, passkey_metrics
+    from lcviz.recipes import RECIPES
+
+    for name in [n for n, r in RECIPES.items() if r.topic == "beacons"]:
+        model, info = load_checkpoint(name)
+        assert isinstance(model, BeaconTransformer) and info["beacon"] == {"chunk": model.chunk}
+        for ratio in (2, 16):
+            recorded = info["metrics"]["by_ratio"][str(ratio)]
+            measured = passkey_metrics(model, ratio=ratio)
+            for score in ("key", "digit"):
+                assert measured[score] == pytest.approx(recorded[score],
+                                                        abs=1 / PASSKEY_EVAL["n"] + 1e-9), name

@@ -1,0 +1,18 @@
+"""Exercise checkers, one file per topic (lcviz/checks/<slug>.py) plus core.py.
+
+`from lcviz import checks; checks.<name>(...)` imports only the topic file that defines <name>.
+"""
+
+from pathlib import Path
+
+from lcviz.course import lazy_attribute, public_functions
+
+_INDEX = public_functions(Path(__file__).parent)
+
+
+def __getattr__(name):
+    return lazy_attribute(__name__, _INDEX, name)
+
+
+def __dir__():
+    return sorted(_INDEX)

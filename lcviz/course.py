@@ -1,0 +1,94 @@
+"""The course table: every topic once, with the one slug that names all of its parts.
+
+A topic with slug S has a notebook notebooks/NN-S.ipynb, its code in lcviz/S.py, its figures in
+lcviz/plots/S.py, its exercise checkers in lcviz/checks/S.py, its app page in lcviz/app/pages/S.py
+and its tests in tests/test_S.py. The app's page list and the README's course map come from this
+table, and tests/test_course.py fails when a topic lacks one of its parts.
+
+    python -m lcviz.course          # print the README course map
+"""
+
+import ast
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+INTRO_NOTEBOOK = "notebooks/00-start-here.ipynb"  # course map, environment check; not a topic
+
+
+@dataclass(frozen=True)
+class Topic:
+    number: int
+    slug: str
+    title: str
+    summary: str  # what a learner builds and measures
+
+    @property
+    def notebook(self):
+        return f"notebooks/{self.number:02d}-{self.slug}.ipynb"
+
+    def parts(self):
+        """{part: path relative to the repository} of every file this topic must have."""
+        return {"notebook": self.notebook, "module": f"lcviz/{self.slug}.py",
+                "figures": f"lcviz/plots/{self.slug}.py", "checkers": f"lcviz/checks/{self.slug}.py",
+                "page": f"lcviz/app/pages/{self.slug}.py", "tests": f"tests/test_{self.slug}.py"}
+
+
+TOPICS = (
+    Topic(1, "transformer", "Tiny transformer",
+          "attention by hand (= torch SDPA to 1e-5), a decoder-only model trained on Python source"),
+    Topic(2, "masks", "Attention masks",
+          "causal, sliding-window, dilated, strided, global+local, random, block-sparse masks"),
+    Topic(3, "receptive", "Receptive fields",
+          "exact and effective receptive fields of stacked windowed layers"),
+    Topic(4, "memory", "Memory and speed",
+          "O(n·w) sliding-window attention and tiled online softmax against dense SDPA"),
+    Topic(5, "rope", "RoPE scaling",
+          "RoPE, extrapolation blow-up, PI, NTK, dynamic NTK, YaRN, Llama-3 scaling"),
+    Topic(6, "passkey", "Passkey retrieval",
+          "passkey retrieval and needle grids on trained tiny models"),
+    Topic(7, "beacons", "Activation beacons",
+          "activation-beacon compression: accuracy against compression ratio"),
+)
+BY_SLUG = {topic.slug: topic for topic in TOPICS}
+
+
+def missing_parts(topic, root=ROOT):
+    """The parts of `topic` (as in Topic.parts) whose file does not exist under `root`."""
+    return [part for part, path in topic.parts().items() if not (Path(root) / path).exists()]
+
+
+def course_map_markdown():
+    """The README's course map, one row per notebook."""
+    rows = ["| # | Notebook | What you build and measure |", "|---|---|---|",
+            (f"| 00 | `{INTRO_NOTEBOOK}` | course map, environment check, how exercises check "
+             "themselves |")]
+    rows += [f"| {t.number:02d} | `{t.notebook}` | **{t.title}** (`lcviz/{t.slug}.py`): "
+             f"{t.summary} |" for t in TOPICS]
+    return "\n".join(rows)
+
+
+def public_functions(package_dir):
+    """{function name: module stem} of the public top-level functions of the topic files in
+    `package_dir` (lcviz/plots or lcviz/checks), read from their source without importing them."""
+    names = {}
+    for path in sorted(Path(package_dir).glob("*.py")):
+        if path.stem == "__init__":
+            continue
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.FunctionDef) and not node.name.startswith("_"):
+                names[node.name] = path.stem
+    return names
+
+
+def lazy_attribute(package, index, name):
+    """Module __getattr__ of lcviz.plots and lcviz.checks: import only the topic file that
+    defines `name`, so a notebook that draws masks does not import (and depend on) the rest."""
+    if name not in index:
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{package}.{index[name]}"), name)
+
+
+if __name__ == "__main__":
+    print(course_map_markdown())

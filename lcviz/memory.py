@@ -1,0 +1,183 @@
+"""Memory and speed: sliding-window attention in O(T w) memory, tiled attention with an online
+softmax, the sizes that grow with the context, and the benchmark that measures them against dense
+SDPA and compiled FlexAttention (`python -m lcviz.bench attention`).
+
+All tensors are (B, H, T, D): batch, heads, time, head dimension.
+"""
+
+import json
+import math
+import subprocess
+import sys
+
+import torch
+
+from lcviz.attention import in_causal_window
+from lcviz.validate import check_choice, check_int, check_window
+
+
+def _check_qkv(q, k, v):
+    if q.dim() != 4 or k.shape != q.shape or v.shape != q.shape:
+        raise ValueError(f"q, k, v must be 4-D (B, H, T, D) of one shape; got {tuple(q.shape)}, "
+                         f"{tuple(k.shape)}, {tuple(v.shape)}")
+
+
+def sliding_window_attention(q, k, v, window):
+    """Causal sliding-window attention that never builds a T x T matrix: memory O(T w).
+
+    Same numbers as reference_attention with masks.sliding_window_mask(T, window) (Longformer,
+    Beltagy et al. 2020, arXiv 2004.05150). Queries go in blocks of `window`: the block of
+    queries s .. s + w - 1 can only see keys s - w + 1 .. s + w - 1, so it scores w queries
+    against at most 2w - 1 keys. Over T / w blocks that is about 2 T w scores instead of T^2,
+    and only one block's (w, 2w) scores exist at a time. q, k, v (B, H, T, D) -> (B, H, T, D).
+    """
+    _check_qkv(q, k, v)
+    T, D = q.shape[-2:]
+    w = check_window(window, T)
+    out = torch.empty_like(q)  # (B, H, T, D)
+    for start in range(0, T, w):
+        end = min(start + w, T)
+        first_key = max(0, start - w + 1)
+        query_pos = torch.arange(start, end)[:, None]  # (w, 1)
+        key_pos = torch.arange(first_key, end)[None, :]  # (1, <= 2w - 1)
+        allowed = in_causal_window(query_pos, key_pos, w)  # (w, S)
+        scores = q[:, :, start:end] @ k[:, :, first_key:end].transpose(-1, -2)  # (B, H, w, S)
+        scores = (scores / math.sqrt(D)).masked_fill_(~allowed, float("-inf"))
+        out[:, :, start:end] = torch.softmax(scores, dim=-1) @ v[:, :, first_key:end]
+    return out  # (B, H, T, D)
+
+
+def tiled_attention(q, k, v, block_size=64, window=None):
+    """Causal (optionally sliding-window) attention, tile by tile, with an online softmax.
+
+    The FlashAttention idea (Dao et al. 2022, arXiv 2205.14135; online softmax of Milakov &
+    Gimelshein 2018, arXiv 1805.02867) in readable torch: for each tile of queries, visit the
+    key tiles it can see one at a time, keeping per query a running max m, a running sum
+    l = sum exp(score - m) and a running weighted sum of values, rescaled whenever m grows.
+    Tiles wholly in the future (or wholly out of the window) are skipped. Only one
+    (block_size, block_size) tile of scores exists at a time, never T x T, and the result equals
+    softmax attention up to float rounding. q, k, v (B, H, T, D) -> (B, H, T, D).
+    """
+    _check_qkv(q, k, v)
+    B, H, T, D = q.shape
+    bs = check_int("block_size", block_size, minimum=1)
+    reach = T if window is None else check_window(window, T)
+    out = torch.empty_like(q)
+    for q_start in range(0, T, bs):
+        q_end = min(q_start + bs, T)
+        query_pos = torch.arange(q_start, q_end)[:, None]  # (Q, 1)
+        running_max = q.new_full((B, H, q_end - q_start, 1), float("-inf"))  # m
+        running_sum = q.new_zeros((B, H, q_end - q_start, 1))  # l
+        acc = q.new_zeros((B, H, q_end - q_start, D))  # sum exp(score - m) v
+        first_tile = max(0, q_start - reach + 1) // bs * bs  # earliest tile any query sees
+        for k_start in range(first_tile, q_end, bs):
+            k_end = min(k_start + bs, T)
+            key_pos = torch.arange(k_start, k_end)[None, :]  # (1, S)
+            allowed = in_causal_window(query_pos, key_pos, reach)  # (Q, S)
+            scores = q[:, :, q_start:q_end] @ k[:, :, k_start:k_end].transpose(-1, -2)
+            scores = (scores / math.sqrt(D)).masked_fill_(~allowed, float("-inf"))  # (B, H, Q, S)
+            new_max = torch.maximum(running_max, scores.amax(-1, keepdim=True))
+            safe_max = new_max.masked_fill(new_max == float("-inf"), 0.0)  # rows with no key yet
+            p = torch.exp(scores - safe_max)  # (B, H, Q, S)
+            rescale = torch.exp(running_max - safe_max)  # (B, H, Q, 1) shrink the old sums
+            running_sum = running_sum * rescale + p.sum(-1, keepdim=True)
+            acc = acc * rescale + p @ v[:, :, k_start:k_end]
+            running_max = new_max
+        out[:, :, q_start:q_end] = acc / running_sum
+    return out  # (B, H, T, D)
+
+
+def score_matrix_megabytes(length, heads, batch=1, bytes_per_number=4):
+    """Size of a dense (B, H, T, T) attention score matrix in MB (2**20 bytes): O(T^2)."""
+    for name, value in (("length", length), ("heads", heads), ("batch", batch),
+                        ("bytes_per_number", bytes_per_number)):
+        check_int(name, value, minimum=1)
+    return batch * heads * length * length * bytes_per_number / 2**20
+
+
+def kv_cache_megabytes(length, layers, heads, head_dim, batch=1, bytes_per_number=2):
+    """Size of a decoder's KV cache in MB: a key and a value vector per token, head and layer,
+    2 B L H T D numbers: O(T). Defaults to 2-byte (bf16/fp16) numbers, as served models use."""
+    for name, value in (("length", length), ("layers", layers), ("heads", heads),
+                        ("head_dim", head_dim), ("batch", batch),
+                        ("bytes_per_number", bytes_per_number)):
+        check_int(name, value, minimum=1)
+    return 2 * batch * layers * heads * length * head_dim * bytes_per_number / 2**20
+
+
+# ---------------------------------------------------------------- the benchmark
+
+ATTENTION_METHODS = ("dense SDPA", "lcviz sliding window", "lcviz tiled", "flex (compiled)")
+
+# Runs in a fresh child process per (method, T), so each peak is its own: the kernel's VmHWM
+# (peak resident memory) is reset just before the forward pass and read just after.
+_ATTENTION_CHILD = """
+import json, sys, time
+import torch, torch.nn.functional as F
+from lcviz.attention import in_causal_window
+from lcviz.memory import sliding_window_attention, tiled_attention
+from lcviz.masks import sliding_window_mask
+method, T, w, B, H, D, repeats = sys.argv[1], *map(int, sys.argv[2:8])
+g = torch.Generator().manual_seed(0)
+q, k, v = (torch.randn(B, H, T, D, generator=g) for _ in range(3))
+compile_seconds = None
+if method == "dense SDPA":
+    mask = sliding_window_mask(T, w)
+    run = lambda: F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+elif method == "lcviz sliding window":
+    run = lambda: sliding_window_attention(q, k, v, w)
+elif method == "lcviz tiled":
+    run = lambda: tiled_attention(q, k, v, block_size=w, window=w)
+else:
+    from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+    block_mask = create_block_mask(lambda b, h, i, j: in_causal_window(i, j, w), None, None, T, T,
+                                   device="cpu")
+    compiled = torch.compile(flex_attention)
+    start = time.perf_counter()
+    compiled(q, k, v, block_mask=block_mask)
+    compile_seconds = time.perf_counter() - start
+    run = lambda: compiled(q, k, v, block_mask=block_mask)
+def status(field):
+    return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith(field)) / 1024
+with torch.no_grad():
+    baseline = status("VmRSS:")
+    open("/proc/self/clear_refs", "w").write("5")  # reset the peak (VmHWM) to the current RSS
+    start = time.perf_counter()
+    run()
+    first = time.perf_counter() - start
+    peak = status("VmHWM:") - baseline
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+print(json.dumps({"seconds": sorted(times)[len(times) // 2], "first_seconds": first,
+                  "peak_mb": peak, "compile_seconds": compile_seconds}))
+"""
+
+
+def measure_attention(method, length, window=256, batch=1, heads=4, head_dim=64, repeats=3):
+    """Forward time (median of `repeats`, after one untimed run) and peak memory above the
+    inputs (MB) of one attention method, measured in a fresh Python process."""
+    check_choice("method", method, ATTENTION_METHODS)
+    check_window(window, length)
+    args = [method, length, window, batch, heads, head_dim, repeats]
+    result = subprocess.run([sys.executable, "-c", _ATTENTION_CHILD, *map(str, args)], check=False,
+                            capture_output=True, text=True, timeout=900)
+    if result.returncode:
+        return {"error": result.stderr.strip().splitlines()[-1] if result.stderr else "failed"}
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def benchmark(lengths=None):
+    """Every method at every length (default 512 .. 16384), w = 256, B = 1, H = 4, D = 64, fp32."""
+    lengths = lengths or [512, 1024, 2048, 4096, 8192, 16384]
+    rows = []
+    for length in lengths:
+        for method in ATTENTION_METHODS:
+            row = {"method": method, "length": length, **measure_attention(method, length)}
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    return {"window": 256, "batch": 1, "heads": 4, "head_dim": 64, "dtype": "float32",
+            "memory": "peak RSS above the inputs (VmHWM reset via /proc/self/clear_refs), "
+                      "one fresh process per row", "rows": rows}

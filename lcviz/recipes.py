@@ -1,0 +1,52 @@
+"""Recipes as data: every checkpoint in data/ is one entry here, rebuilt by
+`python -m lcviz.train NAME`. An entry names its topic, the function that trains it
+("module:function", called as fit(seed=..., **settings) -> (model, metrics)) and its settings.
+Registration order matters for `python -m lcviz.train all`: a base model trains before the
+recipes that start from it."""
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Recipe:
+    topic: str        # the course slug the checkpoint belongs to
+    fit: str          # "lcviz.module:function"
+    description: str
+    settings: dict = field(default_factory=dict)
+
+
+RECIPES = {
+    # ---- 01 tiny transformer: 2 layers, width 128, 4 heads, 128 characters of context
+    "charlm": Recipe("transformer", "lcviz.transformer:fit_char_lm",
+                     "char-level TinyTransformer (2 layers, width 128) on Python stdlib sources",
+                     {"model": {"block_size": 128, "n_layer": 2, "n_head": 4, "n_embd": 128},
+                      "steps": 1000, "eval_every": 100}),
+    # ---- 05 RoPE scaling: a RoPE char model trained at L = 64, then switched to 4L and fine-tuned
+    "rope-charlm": Recipe("rope", "lcviz.rope:fit_rope_char_lm",
+                          "char-level TinyTransformer with RoPE, trained at length 64",
+                          {"steps": 700}),
+    "rope-charlm-linear-ft": Recipe("rope", "lcviz.rope:fit_rope_finetune",
+                                    "rope-charlm, position interpolation x4, fine-tuned 150 steps "
+                                    "at length 256", {"rope_type": "linear", "steps": 150}),
+    "rope-charlm-yarn-ft": Recipe("rope", "lcviz.rope:fit_rope_finetune",
+                                  "rope-charlm, YaRN x4, fine-tuned 150 steps at length 256",
+                                  {"rope_type": "yarn", "steps": 150}),
+    # ---- 06 passkey retrieval: RoPE models, width 128, 8 heads; window None = full attention
+    **{name: Recipe("passkey", "lcviz.passkey:fit_passkey",
+                    f"passkey retrieval, {layers} layers, "
+                    f"{'full causal attention' if window is None else f'sliding window {window}'}",
+                    {"window": window, "n_layer": layers, "steps": steps})
+       for name, (window, layers, steps) in {
+           "passkey-full": (None, 2, 1300),
+           "passkey-w32-l2": (32, 2, 1200), "passkey-w32-l4": (32, 4, 600),
+           "passkey-w64-l2": (64, 2, 1200), "passkey-w64-l4": (64, 4, 600)}.items()},
+    # ---- 07 activation beacons on a trained passkey model (the same CPU time for both)
+    "beacon-passkey": Recipe("beacons", "lcviz.beacons:fit_beacons",
+                             "activation beacons added to passkey-w32-l4 (4 layers), chunks of "
+                             "16, a random ratio in (2, 4, 8, 16) per step, 400 steps",
+                             {"base": "passkey-w32-l4", "steps": 400}),
+    "beacon-passkey-l2": Recipe("beacons", "lcviz.beacons:fit_beacons",
+                                "activation beacons added to passkey-full (2 layers), chunks of "
+                                "16, a random ratio in (2, 4, 8, 16) per step, 800 steps",
+                                {"base": "passkey-full", "steps": 800}),
+}
