@@ -82,12 +82,16 @@ def public_functions(package_dir):
     return names
 
 
-def lazy_attribute(package, index, name):
-    """Module __getattr__ of lcviz.plots and lcviz.checks: import only the topic file that
-    defines `name`, so a notebook that draws masks does not import (and depend on) the rest."""
-    if name not in index:
-        raise AttributeError(f"module {package!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{package}.{index[name]}"), name)
+def lazy_package(package, init_file):
+    """(__getattr__, __dir__) for lcviz.plots and lcviz.checks: `plots.mask_heatmap` imports only
+    the topic file that defines it, so a notebook that draws masks does not depend on the rest."""
+    index = public_functions(Path(init_file).parent)
+
+    def attribute(name):
+        if name not in index:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        return getattr(importlib.import_module(f"{package}.{index[name]}"), name)
+    return attribute, lambda: sorted(index)
 
 
 if __name__ == "__main__":

@@ -3,16 +3,6 @@
 `from lcviz import plots; plots.<name>(...)` imports only the topic file that defines <name>.
 """
 
-from pathlib import Path
+from lcviz.course import lazy_package
 
-from lcviz.course import lazy_attribute, public_functions
-
-_INDEX = public_functions(Path(__file__).parent)
-
-
-def __getattr__(name):
-    return lazy_attribute(__name__, _INDEX, name)
-
-
-def __dir__():
-    return sorted(_INDEX)
+__getattr__, __dir__ = lazy_package(__name__, __file__)
