@@ -47,13 +47,12 @@ exactly when stride <= chunk_tokens - m + 1.
     ctx = manager.build_context(history, question)   # the same, with its parts (kind, tokens)
 """
 
-import copy
 import math
 import random
 import re
 import statistics
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -211,13 +210,18 @@ class KeyPointSummary:
 
     def __init__(self):
         self.points = []
-        self.dropped = []   # (text, reason)
+        self.dropped = deque(maxlen=256)   # (text, reason) of the latest losses
         self._order = 0
         self._tokens = 0             # sum of the points' tokens
         self._entities = Counter()   # entities of the points
 
     def copy(self):
-        return copy.deepcopy(self)
+        """An independent copy (key points themselves are never modified, so they are shared)."""
+        new = KeyPointSummary()
+        new.points = list(self.points)
+        new.dropped = deque(self.dropped, maxlen=self.dropped.maxlen)
+        new._order, new._tokens, new._entities = self._order, self._tokens, Counter(self._entities)
+        return new
 
     @property
     def tokens(self):
@@ -1140,7 +1144,7 @@ def make_document(tokens, seed, vault=None):
         sentences.append(s)
         total += count_tokens(s)
     fact = f"The access code for the {vault} is {code}, valid until the end of the quarter."
-    sentences.insert(rng.randint(len(sentences) // 10, len(sentences)), fact)
+    sentences.insert(rng.randint(0, len(sentences)), fact)   # anywhere, the head included
     return " ".join(sentences), f"What is the access code for the {vault}?", code
 
 
@@ -1172,19 +1176,21 @@ def document_experiment(budgets=(32, 64, 128), doc_tokens=2000, documents=40, ch
 
 # ------------------------------------------------------------------------- benchmark
 
-def benchmark(budgets=(128, 256, 512), lengths=(20, 100, 500), conversations=30, seed=0):
+def benchmark(budgets=(64, 128, 256, 512), lengths=(20, 100, 500), conversations=30, seed=0):
     """Everything the notebook and the app show from data/bench-context.json: the survival table
-    (policy x budget x length), survival curves at budget 128, the prompt growth of the classic
-    summary buffer, the long-document experiment and the time per turn (500 turns, budget 256)."""
+    (policy x budget x length), survival curves (300-turn chats) at every budget, the prompt
+    growth of the classic summary buffer, the long-document experiment and the time per turn
+    (500-turn chat, budget 256)."""
     start = time.perf_counter()
     table = survival_table(POLICIES, budgets, lengths, conversations, seed)
-    curves = [survival_curve(p, 128, turns=300, conversations=8, step=10, seed=seed)
-              for p in POLICIES if p != "last_k"]
-    growth = prompt_growth(turns=300, budget=128, seed=seed)
+    curves = [survival_curve(p, b, turns=300, conversations=8, step=10, seed=seed)
+              for b in budgets for p in POLICIES]
+    growth = prompt_growth(turns=500, budget=128, seed=seed)
     docs = document_experiment(seed=seed)
     timing = [time_per_turn(p, 256, turns=500, seed=seed) for p in POLICIES]
     return {"settings": {"budgets": list(budgets), "lengths": list(lengths),
                          "conversations": conversations, "facts_per_conversation": 4,
-                         "updates_per_conversation": 2, "seed": seed},
+                         "updates_per_conversation": 2, "seed": seed,
+                         "curve_turns": 300, "curve_conversations": 8, "growth_budget": 128},
             "survival": table, "curves": curves, "growth": growth, "documents": docs,
             "timing": timing, "seconds": time.perf_counter() - start}

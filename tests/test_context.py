@@ -286,3 +286,51 @@ def test_bad_input_raises_a_value_error_naming_it(bad, match):
 def test_empty_history_is_the_first_turn():
     ctx = AdaptiveContextManager(20, "summary_buffer").build_context([], "Hello there")
     assert ctx.text == "Hello there" and ctx.tokens == 2
+
+
+# ------------------------------------------------------------------ checkers
+
+def test_check_fact_keeper_passes_the_reference_and_fails_the_library_policies():
+    from lcviz.checks import context as cc
+    assert cc.check_fact_keeper(cc._keep_facts).passed
+    for policy in ("summary_buffer", "retrieval"):
+        result = cc.check_fact_keeper(
+            lambda h, q, b, policy=policy: AdaptiveContextManager(b, policy).manage_context(h, q))
+        assert result.status == "fail", policy
+    cases = cc.fact_keeper_cases()
+    assert len(cases) == 9 and sum(bool(cc._requirement(**c)["stale"]) for c in cases) >= 2
+    assert any(c["current_input"] != f.question for c in cases
+               for f in make_conversation(300, 11, plant_within=10).facts)
+
+    def stub(history, current_input, budget):
+        raise NotImplementedError
+    assert cc.check_fact_keeper(stub).status == "not attempted"
+
+
+def test_check_max_stride_formula_is_the_largest_by_brute_force():
+    from lcviz.checks import context as cc
+    assert cc.check_max_stride(lambda c, m: c - m + 1).passed
+    assert cc.check_max_stride(lambda c, m: c - m).status == "fail"
+    text = " ".join(f"w{i}" for i in range(60))
+
+    def covers(chunk, stride, span):
+        starts = range(0, 60, stride)
+        return all(any(b <= s and s + span <= b + chunk for b in starts)
+                   for s in range(60 - span + 1))
+    for chunk, span in ((8, 3), (10, 10), (12, 1), (9, 5)):
+        best = chunk - span + 1
+        assert covers(chunk, best, span) and (best == chunk or not covers(chunk, best + 1, span))
+        assert len(chunk_document(text, chunk, best)) >= 1
+
+
+def test_check_stale_recall():
+    from lcviz.checks import context as cc
+    filler = ["Assistant: Sure. I am reading a book about chess."] * 12
+    update = ("User: Actually, my locker code is now 7310, because the old one stopped working "
+              "after the renovation of the whole building last week, so please use the new one.")
+    history = (["User: My locker code is 4821. The locker code is for the locker at the gym."]
+               + filler[:3] + [update] + filler)
+    question = "User: What is my locker code?"
+    assert cc.check_stale_recall(lambda: (history, question, 48)).passed
+    assert cc.check_stale_recall(lambda: (history, question, 400)).status == "fail"  # both fit
+    assert cc.check_stale_recall(lambda: (history[:1], question, 48)).status == "fail"

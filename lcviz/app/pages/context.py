@@ -1,0 +1,76 @@
+"""Adaptive context page: policy, budget, turns -> what fills the context turn by turn (stacked
+bars), which planted facts are still there at the end, and the measured fact-survival curves."""
+
+import streamlit as st
+
+from lcviz import context, plots
+from lcviz.app import state
+from lcviz.checkpoints import load_results
+
+MAX_TURNS = 500
+SAMPLES = 40  # stacked bars drawn at about this many turns (the state still sees every turn)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def context_view(policy, budget, turns, seed):
+    """(composition at ~SAMPLES turns, [(fact key, value, found, stale only)] at the end, the
+    final context text for the first fact's question)."""
+    every = max(1, turns // SAMPLES)
+    comp = context.composition(policy, budget, turns, seed, every=every)
+    conv = context.make_conversation(turns, seed)
+    manager = context.AdaptiveContextManager(budget, policy)
+    facts, final = [], None
+    for fact in conv.facts:
+        text = manager.manage_context(conv.turns, fact.question)
+        final = final or (fact.question, text)
+        found, stale_only = context.probe(text, fact)
+        facts.append((fact.key, fact.current, fact.question, found, stale_only))
+    return comp, facts, final
+
+
+@st.cache_data(show_spinner=False)
+def measured():
+    return load_results("context")
+
+
+def render():
+    left, right = st.columns([1, 3])
+    with left:
+        policy = state.choice("policy", "policy", list(context.POLICIES), "summary_buffer")
+        budget = state.int_slider("budget (tokens)", "budget", 16, 1024, 128)
+        turns = state.int_slider("turns", "turns", 20, MAX_TURNS, 200)
+        seed = state.int_slider("conversation seed", "seed", 0, 99, 0)
+    try:
+        comp, facts, (question, final) = context_view(policy, budget, turns, seed)
+    except ValueError as error:
+        right.error(f"{error}. A turn of this chat is longer than the budget of {budget} tokens: "
+                    "move the budget up (or pick another conversation seed).")
+        return
+    with left:
+        found = sum(f[3] for f in facts)
+        st.metric(f"facts in context after {turns} turns", f"{found} of {len(facts)}")
+        st.metric("tokens at the last turn", f"{comp['total'][-1]} / {budget}",
+                  delta=f"{comp['total'][-1] - budget:+d} over" if comp["total"][-1] > budget
+                  else None, delta_color="inverse")
+        for key, value, asked, ok, stale_only in facts:
+            mark = "✅" if ok else ("⚠️ stale" if stale_only else "❌")
+            st.caption(f"{mark} {key} = {value} — asked: “{asked.removeprefix('User: ')}”")
+    with right:
+        st.plotly_chart(plots.context_composition(comp), key="composition")
+        try:
+            results = measured()
+        except FileNotFoundError as error:
+            st.info(f"Survival curves: {error}")
+        else:
+            budgets = results["settings"]["budgets"]
+            nearest = min(budgets, key=lambda b: abs(b - budget))
+            curves = [c for c in results["curves"] if c["budget"] == nearest]
+            st.plotly_chart(plots.survival_curves(
+                curves, highlight=policy,
+                title=f"Fact survival, budget {nearest} (measured, "
+                      f"{results['settings']['curve_conversations']} chats of "
+                      f"{results['settings']['curve_turns']} turns)"), key="survival")
+            if nearest != budget:
+                st.caption(f"Curves are measured at budgets {budgets}; showing {nearest}.")
+        with st.expander(f"The context for “{question.removeprefix('User: ')}” at the last turn"):
+            st.text(final)
