@@ -13,24 +13,46 @@ SAMPLES = 40  # stacked bars drawn at about this many turns (the state still see
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def context_view(policy, budget, turns, seed):
-    """(composition at ~SAMPLES turns, [(fact key, value, found, stale only)] at the end, the
-    final context text for the first fact's question)."""
-    every = max(1, turns // SAMPLES)
-    comp = context.composition(policy, budget, turns, seed, every=every)
+    """(stacked-bar figure of the composition at ~SAMPLES turns, its last total, [(fact key,
+    value, question, found, stale only)] at the end, (question, final context) of the first
+    fact)."""
     conv = context.make_conversation(turns, seed)
     manager = context.AdaptiveContextManager(budget, policy)
+    sampled = list(range(1, turns, max(1, turns // SAMPLES)))
+    comp = {"policy": policy, "budget": budget, "turn": sampled, "total": []}
+    for kind in ("summary", "retrieved", "recent", "input"):
+        comp[kind] = []
+    for t in sampled:   # the chat loop of context.composition, on the manager probed below
+        ctx = manager.build_context(conv.turns[:t], conv.turns[t])
+        for kind, value in ctx.tokens_by_kind().items():
+            comp[kind].append(value)
+        comp["total"].append(ctx.tokens)
     facts, final = [], None
     for fact in conv.facts:
         text = manager.manage_context(conv.turns, fact.question)
         final = final or (fact.question, text)
         found, stale_only = context.probe(text, fact)
         facts.append((fact.key, fact.current, fact.question, found, stale_only))
-    return comp, facts, final
+    return plots.context_composition(comp), comp["total"][-1], facts, final
 
 
 @st.cache_data(show_spinner=False)
 def measured():
     return load_results("context")
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def survival_figure(budget, policy):
+    """(figure of the measured survival curves at the measured budget nearest `budget`, that
+    budget, all measured budgets)."""
+    results = measured()
+    budgets = results["settings"]["budgets"]
+    nearest = min(budgets, key=lambda b: abs(b - budget))
+    curves = [c for c in results["curves"] if c["budget"] == nearest]
+    title = (f"Fact survival, budget {nearest} (measured, "
+             f"{results['settings']['curve_conversations']} chats of "
+             f"{results['settings']['curve_turns']} turns)")
+    return plots.survival_curves(curves, highlight=policy, title=title), nearest, budgets
 
 
 def render():
@@ -41,7 +63,7 @@ def render():
         turns = state.int_slider("turns", "turns", 20, MAX_TURNS, 200)
         seed = state.int_slider("conversation seed", "seed", 0, 99, 0)
     try:
-        comp, facts, (question, final) = context_view(policy, budget, turns, seed)
+        figure, total, facts, (question, final) = context_view(policy, budget, turns, seed)
     except ValueError as error:
         right.error(f"{error}. A turn of this chat is longer than the budget of {budget} tokens: "
                     "move the budget up (or pick another conversation seed).")
@@ -49,27 +71,20 @@ def render():
     with left:
         found = sum(f[3] for f in facts)
         st.metric(f"facts in context after {turns} turns", f"{found} of {len(facts)}")
-        st.metric("tokens at the last turn", f"{comp['total'][-1]} / {budget}",
-                  delta=f"{comp['total'][-1] - budget:+d} over" if comp["total"][-1] > budget
-                  else None, delta_color="inverse")
+        st.metric("tokens at the last turn", f"{total} / {budget}",
+                  delta=f"{total - budget:+d} over" if total > budget else None,
+                  delta_color="inverse")
         for key, value, asked, ok, stale_only in facts:
             mark = "✅" if ok else ("⚠️ stale" if stale_only else "❌")
             st.caption(f"{mark} {key} = {value} — asked: “{asked.removeprefix('User: ')}”")
     with right:
-        st.plotly_chart(plots.context_composition(comp), key="composition")
+        st.plotly_chart(figure, key="composition")
         try:
-            results = measured()
+            survival, nearest, budgets = survival_figure(budget, policy)
         except FileNotFoundError as error:
             st.info(f"Survival curves: {error}")
         else:
-            budgets = results["settings"]["budgets"]
-            nearest = min(budgets, key=lambda b: abs(b - budget))
-            curves = [c for c in results["curves"] if c["budget"] == nearest]
-            st.plotly_chart(plots.survival_curves(
-                curves, highlight=policy,
-                title=f"Fact survival, budget {nearest} (measured, "
-                      f"{results['settings']['curve_conversations']} chats of "
-                      f"{results['settings']['curve_turns']} turns)"), key="survival")
+            st.plotly_chart(survival, key="survival")
             if nearest != budget:
                 st.caption(f"Curves are measured at budgets {budgets}; showing {nearest}.")
         with st.expander(f"The context for “{question.removeprefix('User: ')}” at the last turn"):
