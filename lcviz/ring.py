@@ -26,12 +26,14 @@ All tensors are (B, H, n, D): batch, heads, tokens (of the shard), head dimensio
 
 import argparse
 import datetime
+import hashlib
 import importlib
 import json
 import math
 import multiprocessing
 import os
 import socket
+import subprocess
 import sys
 import time
 
@@ -746,6 +748,13 @@ def _reset_peak():
         return False
 
 
+def _chunk_seed(seed, stream, chunk):
+    """A 32-bit seed per (seed, stream, chunk): torch's CPU generator keeps only 32 bits of a
+    seed, so packing the three into the high bits would give every stream the same numbers."""
+    digest = hashlib.blake2b(f"{seed},{stream},{chunk}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "little")
+
+
 def random_rows(positions, batch, heads, dim, seed, stream, dtype=torch.float32, chunk=1024):
     """Rows `positions` of a (batch, heads, T, dim) standard-normal tensor that is defined chunk by
     chunk (chunk c drawn from its own generator), so a rank makes its shard, or rank 0 a few rows,
@@ -754,7 +763,7 @@ def random_rows(positions, batch, heads, dim, seed, stream, dtype=torch.float32,
     chunks = torch.div(positions, chunk, rounding_mode="floor")
     for c in torch.unique(chunks).tolist():
         where = (chunks == c).nonzero().view(-1)
-        g = torch.Generator().manual_seed(((seed * 8 + stream) << 32) + c)
+        g = torch.Generator().manual_seed(_chunk_seed(seed, stream, c))
         block = torch.randn(batch, heads, chunk, dim, generator=g, dtype=dtype)
         out[:, :, where] = block[:, :, positions[where] - c * chunk]
     return out
@@ -905,6 +914,150 @@ def validate_run(world, length, heads, dim, batch, layout, dtype):
     check_int("batch", batch, minimum=1)
     check_choice("dtype", dtype, ("float32", "float64"))
     _check_layout(length, world, layout)
+
+
+# ---------------------------------------------------------------- benchmark
+
+# glibc keeps freed blocks below its (self-raising) mmap threshold in the heap, so a process's
+# peak RSS also counts memory it has freed. With a fixed threshold every large tensor is mmapped
+# and returned on free: the peak then follows the tensors alive at once.
+LIVE_ALLOCATOR = {"MALLOC_MMAP_THRESHOLD_": "131072"}
+
+
+def _dense_rank(length, heads, dim, batch, causal, kernel, threads):
+    """One process: dense SDPA forward + backward on the whole sequence, peak memory as in
+    run_rank (inputs included, torch excluded). kernel "fused" (torch's CPU flash kernel, the
+    default for fp32 without a mask) or "math" (forms the (B, H, T, T) scores and weights)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    length, heads, dim, batch, threads = map(int, (length, heads, dim, batch, threads))
+    torch.set_num_threads(threads)
+    importlib.import_module(_FIRST_BACKWARD_IMPORTS)
+    everything = torch.arange(length)
+    baseline = _status_mb("VmRSS:")
+    _reset_peak()
+    q, k, v = (random_rows(everything, batch, heads, dim, 0, s).requires_grad_() for s in range(3))
+    dout = random_rows(everything, batch, heads, dim, 0, 3)
+    backend = SDPBackend.FLASH_ATTENTION if kernel == "fused" else SDPBackend.MATH
+    start = time.perf_counter()
+    with sdpa_kernel(backend):
+        out = F.scaled_dot_product_attention(q, k, v, is_causal=causal == "True")
+        forward = time.perf_counter() - start
+        out.backward(dout)
+    seconds = time.perf_counter() - start
+    peak = _status_mb("VmHWM:")
+    return {"length": length, "kernel": kernel, "peak_mb": round(peak - baseline, 1),
+            "peak_rss_mb": round(peak, 1), "baseline_rss_mb": round(baseline, 1),
+            "forward_seconds": round(forward, 3), "seconds": round(seconds, 3), "threads": threads}
+
+
+def _subprocess_json(args, env=None, timeout=7200):
+    result = subprocess.run([sys.executable, *args], capture_output=True, text=True, check=False,
+                            timeout=timeout, env={**os.environ, **(env or {})})
+    if result.returncode:
+        raise RuntimeError(f"{' '.join(args[:4])}... failed: {result.stderr.strip()[-500:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def measure_dense(length, heads=4, dim=64, batch=1, causal=True, kernel="fused", env=None,
+                  threads=None):
+    """_dense_rank in a fresh Python process (its own peak memory)."""
+    check_choice("kernel", kernel, ("fused", "math"))
+    threads = threads or os.cpu_count() or 1
+    code = ("import json, sys; from lcviz.ring import _dense_rank; "
+            "print(json.dumps(_dense_rank(*sys.argv[1:])))")
+    return _subprocess_json(["-c", code, str(length), str(heads), str(dim), str(batch),
+                             str(bool(causal)), kernel, str(threads)], env)
+
+
+def measure_ring(world, length, heads=4, dim=64, batch=1, causal=True, layout="zigzag",
+                 check_rows=None, float64_reference=False, env=None):
+    """`python -m lcviz.ring --world W ...` in a fresh process; its JSON line as a dict."""
+    args = ["-m", "lcviz.ring", "--world", str(world), "--length", str(length), "--heads",
+            str(heads), "--dim", str(dim), "--batch", str(batch), "--layout", layout,
+            "--timeout", "3600"] + (["--causal"] if causal else []) + (
+        ["--check-rows", str(check_rows)] if check_rows else []) + (
+        ["--float64-reference"] if float64_reference else [])
+    return _subprocess_json(args, env)
+
+
+def _line(points):
+    """(intercept, slope) of the straight line through two (x, y) points."""
+    (x0, y0), (x1, y1) = points
+    slope = (y1 - y0) / (x1 - x0)
+    return y0 - slope * x0, slope
+
+
+def machine_megabytes():
+    with open("/proc/meminfo") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("MemTotal:")) / 1024
+
+
+def benchmark(length=16384, world=4, heads=4, dim=64, layout="zigzag", math_lengths=(1024, 2048),
+              far_world=64):
+    """Ring attention against dense SDPA at T=length, H=heads, D=dim, fp32, causal, W=world.
+
+    Measured, each in a fresh process: the ring at T and T/2 (errors against float64 SDPA, peak
+    memory per rank, seconds), dense SDPA forward+backward with torch's fused CPU kernel at T and
+    T/2, dense SDPA with the math kernel (the T x T scores) at two small lengths; the ring and the
+    fused kernel again with a fixed glibc mmap threshold, so the peaks follow live tensors.
+    Derived from straight-line fits through the measured points: the largest length whose peak
+    fits this machine's memory, dense and ring (all ranks here, or one rank per machine like this
+    one), and the memory per rank W=far_world would need."""
+    check_int("length", length, minimum=16)
+    _check_layout(length, world, layout)
+    half = length // 2
+    rings = {"default": [measure_ring(world, half, heads, dim, layout=layout, check_rows=64),
+                         measure_ring(world, length, heads, dim, layout=layout,
+                                      float64_reference=True)],
+             "live": [measure_ring(world, n, heads, dim, layout=layout, check_rows=64,
+                                   env=LIVE_ALLOCATOR) for n in (half, length)]}
+    dense = {"default": [measure_dense(n, heads, dim) for n in (half, length)],
+             "live": [measure_dense(n, heads, dim, env=LIVE_ALLOCATOR) for n in (half, length)]}
+    math_rows = [measure_dense(n, heads, dim, kernel="math") for n in math_lengths]
+    total = machine_megabytes()
+    main = rings["default"][1]
+    runtime = max(main["baseline_rss_mb_per_rank"])  # torch + gloo per process, before inputs
+    fits = {}
+    for allocator in ("default", "live"):
+        a, b = _line([(r["length"] / world, r["peak_mb"]) for r in rings[allocator]])  # per rank
+        c, d = _line([(r["length"], r["peak_mb"]) for r in dense[allocator]])
+        fits[allocator] = {
+            "ring_mb_per_rank": {"intercept": a, "per_token_of_shard": b},
+            "dense_fused_mb": {"intercept": c, "per_token": d},
+            "largest_length": {
+                "dense fused SDPA, one process": int((total - runtime - c) / d),
+                f"ring W={world}, all ranks on this machine":
+                    int((total / world - runtime - a) * world / b),
+                f"ring W={world}, one rank per machine like this":
+                    int((total - runtime - a) * world / b),
+                f"ring W={far_world}, one rank per machine like this":
+                    int((total - runtime - a) * far_world / b)},
+            f"ring_W{far_world}_mb_per_rank_at_length": a + b * length / far_world,
+            "ratio_to_dense_fused": rings[allocator][1]["peak_mb"] / dense[allocator][1]["peak_mb"]}
+    # dense attention with the T x T matrices: peak = e * T^2 + f through the two measured points
+    f, e = _line([(r["length"] ** 2, r["peak_mb"]) for r in math_rows])
+    math_at_length = e * length ** 2 + f
+    work = pairs_per_step(length, world, layout).sum(1)
+    return {
+        "length": length, "world": world, "heads": heads, "dim": dim, "batch": 1,
+        "dtype": "float32", "causal": True, "layout": layout, "machine_mb": round(total),
+        "memory": "peak resident memory (VmHWM, reset just before the inputs are made) minus the "
+                  "resident memory at that moment, per process: inputs, outputs, gradients and "
+                  "buffers count, the torch runtime does not (runtime_mb_per_process)",
+        "runtime_mb_per_process": runtime,
+        "ring": rings, "dense_fused": dense, "dense_math": math_rows,
+        "dense_math_mb_at_length": round(math_at_length),
+        "ratio_to_dense_math": main["peak_mb"] / math_at_length,
+        "fits": fits,
+        "max_abs_error": main["max_abs_error"], "grad_max_abs_error": main["grad_max_abs_error"],
+        "dense_max_abs_error": main["dense_max_abs_error"],
+        "dense_grad_max_abs_error": main["dense_grad_max_abs_error"],
+        "seconds_per_length_squared": main["seconds"] / length ** 2,
+        "work_per_rank": work.tolist(),
+        "limits": "All ranks share 2 CPU cores: their blocks are not computed in parallel, so the "
+                  "seconds show neither the W-fold speed-up nor communication hidden behind "
+                  "compute (loopback gloo). Only exactness and memory per rank carry over.",
+    }
 
 
 def _parser():

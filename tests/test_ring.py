@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -291,3 +292,88 @@ def test_under_torchrun():
     last = json.loads(result.stdout.strip().splitlines()[-1])
     assert last["world"] == 2 and last["max_abs_error"] <= 1e-5
     assert last["grad_max_abs_error"] <= 1e-5
+
+
+# ---------------------------------------------------------------- inputs, checkers, figures
+
+def test_random_rows_are_one_tensor_drawn_chunk_by_chunk():
+    everything = torch.arange(2500)
+    full = [ring.random_rows(everything, 1, 2, 3, seed=4, stream=s) for s in range(4)]
+    assert all(not torch.equal(full[0], other) for other in full[1:])  # q, k, v, dout differ
+    rows = torch.tensor([3, 1023, 1024, 2499])
+    assert torch.equal(ring.random_rows(rows, 1, 2, 3, seed=4, stream=1), full[1][:, :, rows])
+    assert not torch.equal(ring.random_rows(rows, 1, 2, 3, seed=5, stream=1), full[1][:, :, rows])
+
+
+def stub(*args):
+    raise NotImplementedError
+
+
+def test_merge_checker(capsys):
+    from lcviz import checks
+
+    assert checks.check_ring_merge(ring.merge).passed
+    assert checks.check_ring_merge(stub).status == "not attempted"
+    result = checks.check_ring_merge(ring.naive_merge)  # e^lse overflows
+    assert result.status == "fail" and "nan" in result.message
+
+    def plain_exp_weights(out, lse, block_out, block_lse):  # stable, but 0/0 on empty rows
+        new = torch.logaddexp(lse, block_lse)
+        return (out * torch.exp(lse - new)[..., None]
+                + block_out * torch.exp(block_lse - new)[..., None]), new
+    result = checks.check_ring_merge(plain_exp_weights)
+    assert "4 of 5 cases pass" in result.message
+
+    def forgot_lse(out, lse, block_out, block_lse):
+        return ring.merge(out, lse, block_out, block_lse)[0], torch.maximum(lse, block_lse)
+    assert "lse: largest difference" in checks.check_ring_merge(forgot_lse).message
+
+
+def test_zigzag_work_checker():
+    from lcviz import checks
+
+    assert checks.check_zigzag_work(lambda t, w: ring.pairs_per_step(t, w, "zigzag")).passed
+    assert checks.check_zigzag_work(stub).status == "not attempted"
+
+    def no_diagonal_extra(length, world):  # 2c^2 everywhere: forgets the c diagonal pairs
+        c = length // (2 * world)
+        return [[2 * c * c] * world for _ in range(world)]
+    result = checks.check_zigzag_work(no_diagonal_extra)
+    assert result.status == "fail" and "step 0" in result.message
+    contiguous = checks.check_zigzag_work(lambda t, w: ring.pairs_per_step(t, w, "contiguous"))
+    assert not contiguous.passed
+
+
+def test_striped_mask_checker():
+    from lcviz import checks
+
+    def right(n_queries, n_keys, rank, source, world):
+        a, b = torch.arange(n_queries)[:, None], torch.arange(n_keys)[None, :]
+        return b <= a if source <= rank else b < a
+    assert checks.check_striped_mask(right).passed
+    plain = checks.check_striped_mask(lambda nq, nk, r, s, w: torch.ones(nq, nk).tril().bool())
+    assert plain.status == "fail" and "4 of 6 cases pass" in plain.message  # src > rank wrong
+    assert checks.check_striped_mask(stub).status == "not attempted"
+
+
+def test_figures():
+    from matplotlib.figure import Figure
+    from plotly.graph_objects import Figure as PlotlyFigure
+
+    from lcviz import plots
+
+    for world, step in ((1, 0), (4, 2), (8, 7)):
+        assert isinstance(plots.ring_schedule(world, step), Figure)
+    with pytest.raises(ValueError, match="step must be <= 3"):
+        plots.ring_schedule(4, 4)
+    assert isinstance(plots.ring_ownership(32, 4), Figure)
+    assert isinstance(plots.ring_balance(64, 4), Figure)
+    work = plots.ring_work(ring.pairs_per_step(32, 4, "striped"), step=1)
+    assert isinstance(work, PlotlyFigure) and work.data[0].z.shape == (4, 4)
+    pairs = plots.ring_step_pairs(12, 3, "zigzag", step=1)
+    z = pairs.data[0].z
+    assert isinstance(pairs, PlotlyFigure)
+    # every allowed pair is computed at exactly one step: counting over steps gives the mask
+    computed = sum((plots.ring_step_pairs(12, 3, "zigzag", s).data[0].z >= 0) for s in range(3))
+    assert (computed == torch.ones(12, 12).tril().numpy()).all() and np.isnan(z[0, 1])
+    assert isinstance(plots.ring_memory([1, 2, 4], [100, 55, 30], dense_mb=90), Figure)
