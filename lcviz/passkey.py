@@ -9,18 +9,26 @@ Infinite Context Length for Transformers", arXiv 2305.16300), which later long-c
 Text is tokenized by words with every digit its own token (lcviz.tokenize.WordTokenizer), so a
 prompt of a few hundred tokens holds dozens of filler sentences and trains on a CPU. Lengths,
 depths and distances below are all counted in these tokens.
+
+make_passkey builds Landmark Attention's own layout (a fixed cycle of filler sentences).
+passkey_at / random_passkeys draw the filler at random and place the needle at an exact key
+distance, so the only way to answer is to find the key by its content; fit_passkey_content
+trains on them (section "random filler" below says where they depart from the paper).
 """
 
+import time
 from dataclasses import dataclass
 
 import torch
 
 from lcviz import seed_everything
+from lcviz.checkpoints import load_checkpoint
 from lcviz.model import IGNORE_INDEX, ModelConfig, TinyTransformer
 from lcviz.receptive import window_receptive_field
+from lcviz.stats import wilson_interval
 from lcviz.tokenize import WordTokenizer, split_words
 from lcviz.train import train_loop
-from lcviz.validate import check_float, check_int
+from lcviz.validate import check_choice, check_float, check_int
 
 INSTRUCTION = ("There is an important info hidden inside a lot of irrelevant text. Find it and "
                "memorize them. I will quiz you about the important information there.")
@@ -294,3 +302,268 @@ def fit_passkey(seed=0, window=None, n_layer=2, steps=1300):
                          pos="rope", window=window)
     model, history = train_passkey(config, steps, seed)
     return model, {**passkey_metrics(model), "history": history}
+
+
+# ---------------------------------------------------------------- random filler: retrieval by content
+#
+# make_passkey above builds Landmark Attention's layout: the same five sentences in a fixed cycle
+# and the needle at the sentence boundary nearest a depth. A tiny model trained on one length of
+# that layout learns where the key sits, not how to find it. The prompts below keep the format
+# and the words but leave nothing to count on. Where they differ from Landmark Attention:
+# - every filler sentence is drawn at random (uniformly from FILLER, independently);
+# - the filler before the needle is the tail of such a random stream (the prompt's first filler
+#   sentence is usually cut, at a phase set by the draws), the filler after it the head of
+#   another stream, cut wherever the question starts; a prompt has exactly `length` tokens;
+# - the needle's place is given as `after`, the filler tokens between needle and question, so a
+#   key's distance to the query is exact: min_key_distance() + after;
+# - training draws one prompt length per batch over a range and a needle place per prompt.
+# "cycle" filler (Landmark's cycle from a random sentence, on both sides of the needle) is a
+# filler order random-filler training never sees as a whole: a held-out setting.
+
+FILLER_KINDS = ("random", "cycle")
+
+
+def filler_tokens(n, kind="random", generator=None, tail=False):
+    """n filler tokens: sentences drawn at random ("random") or FILLER's cycle from a random
+    sentence ("cycle"). tail=False keeps the head of the stream (whole first sentence, the last
+    one cut), tail=True its tail (first sentence cut, whole last one)."""
+    check_int("n", n, minimum=0)
+    check_choice("kind", kind, FILLER_KINDS)
+    start = 0 if kind == "random" else int(torch.randint(len(FILLER_TOKENS), (1,),
+                                                         generator=generator))
+    tokens, i = [], 0
+    while len(tokens) < n:
+        if kind == "random":
+            sentence = int(torch.randint(len(FILLER_TOKENS), (1,), generator=generator))
+        else:
+            sentence = (start + i) % len(FILLER_TOKENS)
+        tokens.extend(FILLER_TOKENS[sentence])
+        i += 1
+    return tokens[len(tokens) - n:] if tail else tokens[:n]
+
+
+def min_key_distance(n_digits=5):
+    """The key's distance when the needle sits right before the question (19 for 5 digits):
+    the rest of the key's second mention, the needle's last words, the question."""
+    check_int("n_digits", n_digits, minimum=1, maximum=20)
+    needle = needle_tokens("0" * n_digits)
+    second = [i for i, t in enumerate(needle) if t.isdigit()][n_digits]
+    return len(needle) - second + len(QUESTION_TOKENS) - 1
+
+
+def max_key_distance(length, n_digits=5):
+    """The key's distance with the needle first in the filler."""
+    check_int("length", length, minimum=min_passkey_length(n_digits))
+    return min_key_distance(n_digits) + length - min_passkey_length(n_digits)
+
+
+def passkey_at(length, after, key=None, n_digits=5, generator=None, filler="random"):
+    """A prompt of exactly `length` tokens with `after` filler tokens between the needle and the
+    question, so its key lies min_key_distance(n_digits) + after tokens before the query.
+    Filler and key (when not given) are drawn from `generator`."""
+    check_int("n_digits", n_digits, minimum=1, maximum=20)
+    shortest = min_passkey_length(n_digits)
+    check_int("length", length, minimum=shortest)
+    n_filler = length - shortest
+    check_int("after", after, minimum=0, maximum=n_filler)
+    if key is None:
+        key = "".join(str(int(d)) for d in torch.randint(0, 10, (n_digits,), generator=generator))
+    if not (isinstance(key, str) and key.isascii() and key.isdigit() and len(key) == n_digits):
+        raise ValueError(f"key must be a string of {n_digits} digits, got {key!r}")
+    before = n_filler - after
+    needle = needle_tokens(key)
+    tokens = (INSTRUCTION_TOKENS + filler_tokens(before, filler, generator, tail=True) + needle
+              + filler_tokens(after, filler, generator) + QUESTION_TOKENS)
+    needle_start = len(INSTRUCTION_TOKENS) + before
+    key_positions = tuple(needle_start + i for i, t in enumerate(needle) if t.isdigit())
+    depth = before / n_filler if n_filler else 1.0
+    return PasskeyPrompt(tuple(tokens), key, depth, needle_start, key_positions)
+
+
+def random_passkeys(n, length, generator=None, max_distance=None, n_digits=5, filler="random"):
+    """n prompts of `length`, the needle's place uniform over the filler (or over the places
+    whose key distance is at most max_distance)."""
+    check_int("n", n, minimum=1)
+    n_filler = length - min_passkey_length(n_digits)
+    top = n_filler
+    if max_distance is not None:
+        check_int("max_distance", max_distance, minimum=min_key_distance(n_digits))
+        top = min(n_filler, max_distance - min_key_distance(n_digits))
+    afters = torch.randint(0, top + 1, (n,), generator=generator).tolist()
+    return [passkey_at(length, a, n_digits=n_digits, generator=generator, filler=filler)
+            for a in afters]
+
+
+def band_passkeys(n, length, low, high, generator=None, n_digits=5, filler="random"):
+    """n prompts of `length` with key distances uniform on [low, high] clipped to what `length`
+    allows; [] when no distance in the band fits."""
+    check_int("n", n, minimum=1)
+    check_int("low", low, minimum=0)
+    check_int("high", high, minimum=low)
+    low = max(low, min_key_distance(n_digits))
+    high = min(high, max_key_distance(length, n_digits))
+    if low > high:
+        return []
+    shift = min_key_distance(n_digits)
+    distances = torch.randint(low, high + 1, (n,), generator=generator).tolist()
+    return [passkey_at(length, d - shift, n_digits=n_digits, generator=generator, filler=filler)
+            for d in distances]
+
+
+def filler_targets(prompts, tokenizer):
+    """Next-token targets (B, T + n - 1), aligned with encode_passkey's x, for every predictable
+    token of the prompt (instruction, filler, needle words, the key's second mention); IGNORE_INDEX
+    at the key's first mention (random digits) and at the answer (encode_passkey's targets)."""
+    encode_passkey(prompts, tokenizer)  # validates: one length and key size
+    ids = torch.stack([tokenizer.encode(p.text + " " + " ".join(p.key)) for p in prompts])
+    lm = ids[:, 1:].clone()  # (B, T + n - 1)
+    n_digits = len(prompts[0].key)
+    lm[:, -n_digits:] = IGNORE_INDEX
+    for row, prompt in enumerate(prompts):
+        lm[row, torch.tensor(prompt.key_positions[:n_digits]) - 1] = IGNORE_INDEX
+    return lm
+
+
+class RetrievalLoss(torch.nn.Module):
+    """model plus the training loss: cross-entropy on the key digits + filler_weight times the
+    next-token loss on the rest of the prompt. The second term (a plain language-model loss)
+    is what makes random-filler retrieval train fast: predicting the needle's second mention of
+    the key is a short copy that builds the induction heads the answer reuses further away
+    (Olsson et al. 2022, "In-context Learning and Induction Heads", arXiv 2209.11895)."""
+
+    def __init__(self, model, filler_weight=1.0):
+        super().__init__()
+        self.model = model
+        self.filler_weight = check_float("filler_weight", filler_weight, minimum=0.0)
+
+    def forward(self, x, y, y_filler=None):
+        logits, loss = self.model(x, y)  # (B, T, V), loss on the key digits
+        if y_filler is not None and self.filler_weight > 0:
+            filler_loss = torch.nn.functional.cross_entropy(
+                logits.reshape(-1, logits.size(-1)), y_filler.reshape(-1),
+                ignore_index=IGNORE_INDEX)
+            loss = loss + self.filler_weight * filler_loss
+        return logits, loss
+
+
+def content_batch(batch_size, length, tokenizer, generator=None, max_distance=None,
+                  with_filler=True, n_digits=5):
+    """(x, y, y_filler) for RetrievalLoss: random-filler prompts of `length`, needle places
+    uniform (up to max_distance)."""
+    prompts = random_passkeys(batch_size, length, generator, max_distance, n_digits)
+    x, y = encode_passkey(prompts, tokenizer)
+    return (x, y, filler_targets(prompts, tokenizer)) if with_filler else (x, y)
+
+
+CONTENT_EVAL_SEED = 20250  # held-out prompts: a seed no training run draws from
+
+
+def rate_cell(hits):
+    """{"k", "n", "rate", "low", "high"}: a whole-key accuracy with its Wilson 95% interval."""
+    low, high = wilson_interval(sum(hits), len(hits))
+    return {"k": sum(hits), "n": len(hits), "rate": sum(hits) / len(hits), "low": low,
+            "high": high}
+
+
+def key_hits(model, prompts, tokenizer, **forward):
+    answers = predict_keys(model, prompts, tokenizer, **forward)
+    return [a == p.key for a, p in zip(answers, prompts)]
+
+
+def full_attention_metrics(model, lengths, n=200, trained=(64, 256), seed=CONTENT_EVAL_SEED):
+    """Held-out whole-key accuracy of a full-attention model on random-filler prompts: per
+    length (n each, needle places uniform), per depth decile (pooled over the lengths inside
+    `trained`), and per length on Landmark's cycled filler (n // 2 each)."""
+    tokenizer = passkey_tokenizer()
+    generator = torch.Generator().manual_seed(seed)
+    by_length, cycled, deciles = {}, {}, {i: [] for i in range(10)}
+    for length in lengths:
+        prompts = random_passkeys(n, length, generator)
+        hits = key_hits(model, prompts, tokenizer)
+        by_length[str(length)] = rate_cell(hits)
+        if trained[0] <= length <= trained[1]:
+            for prompt, hit in zip(prompts, hits):
+                deciles[min(int(prompt.depth * 10), 9)].append(hit)
+        cyc = random_passkeys(max(1, n // 2), length, generator, filler="cycle")
+        cycled[str(length)] = rate_cell(key_hits(model, cyc, tokenizer))
+    return {"seed": seed, "key_by_length": by_length, "key_by_length_cycled_filler": cycled,
+            "key_by_depth_decile": {str(i): rate_cell(h) for i, h in deciles.items() if h}}
+
+
+def window_metrics(model, train_length, n=200, seed=CONTENT_EVAL_SEED):
+    """Held-out whole-key accuracy of a sliding-window model at 1x, 2x, 4x `train_length`, by
+    band of key distance d (inside one window: d <= w - 1; relayed: w <= d < field; beyond the
+    exact field L(w - 1) + 1: d >= field), and at d = field - 1, field, field + 1."""
+    window, layers = model.config.window, model.config.n_layer
+    field = window_receptive_field(window, layers)
+    tokenizer = passkey_tokenizer()
+    generator = torch.Generator().manual_seed(seed)
+    bands = {"inside": (0, window - 1), "relayed": (window, field - 1),
+             "beyond": (field, 10 ** 9)}
+    out = {"seed": seed, "window": window, "layers": layers, "field": field,
+           "train_length": train_length, "bands": {}, "boundary": {}}
+    for mult in (1, 2, 4):
+        length = mult * train_length
+        cells = {}
+        for band, (low, high) in bands.items():
+            prompts = band_passkeys(n, length, low, high, generator)
+            cells[band] = rate_cell(key_hits(model, prompts, tokenizer)) if prompts else None
+        out["bands"][str(length)] = cells
+        edge = {}
+        for d in (field - 1, field, field + 1):
+            prompts = band_passkeys(n, length, d, d, generator)
+            edge[str(d)] = rate_cell(key_hits(model, prompts, tokenizer)) if prompts else None
+        out["boundary"][str(length)] = edge
+    return out
+
+
+def deepen(model, base):
+    """Start `model` from a shallower trained `base` of the same width: base's blocks become
+    the first ones, the extra blocks start as the identity (zero output projections)."""
+    state = model.state_dict()
+    state.update({k: v.clone() for k, v in base.state_dict().items()})
+    model.load_state_dict(state)
+    for block in model.blocks[base.config.n_layer:]:
+        for layer in (block.attn.proj, block.mlp.down):
+            torch.nn.init.zeros_(layer.weight)
+            torch.nn.init.zeros_(layer.bias)
+    return model
+
+
+def fit_passkey_content(seed=0, window=None, n_layer=2, n_embd=64, n_head=4, steps=800,
+                        lengths=(64, 256), ramp=0.5, filler_weight=1.0, max_distance=None,
+                        base=None, lr=3e-3, batch_size=32, eval_n=200):
+    """Recipes for retrieval by content: a RoPE TinyTransformer (optionally windowed, optionally
+    started from the checkpoint `base`) trained on random-filler prompts with RetrievalLoss.
+    Each step draws a length in [lengths[0], top], where top grows linearly from lengths[0] to
+    lengths[1] over the first `ramp` of the steps (a length curriculum; ramp=0: no ramp)."""
+    seed_everything(seed)
+    tokenizer = passkey_tokenizer()
+    shortest, longest = lengths
+    config = ModelConfig(vocab_size=tokenizer.vocab_size, block_size=longest + 8, n_layer=n_layer,
+                         n_head=n_head, n_embd=n_embd, pos="rope", window=window)
+    model = TinyTransformer(config)
+    if base is not None:
+        trained, _ = load_checkpoint(base)
+        if trained.config.n_layer == n_layer:
+            model.load_state_dict(trained.state_dict())
+        else:
+            deepen(model, trained)
+    generator = torch.Generator().manual_seed(seed)
+
+    def batch(step):
+        top = longest if ramp <= 0 else int(shortest + min(1.0, step / (ramp * steps))
+                                            * (longest - shortest))
+        length = int(torch.randint(shortest, top + 1, (1,), generator=generator))
+        return content_batch(batch_size, length, tokenizer, generator, max_distance,
+                             with_filler=filler_weight > 0)
+    start, start_cpu = time.perf_counter(), time.process_time()
+    history = train_loop(RetrievalLoss(model, filler_weight), batch, steps, lr=lr, warmup=30)
+    history["loop_seconds"] = round(time.perf_counter() - start, 1)
+    history["loop_cpu_seconds"] = round(time.process_time() - start_cpu, 1)
+    if window is None:
+        metrics = full_attention_metrics(model, (64, 96, 128, 160, 192, 224, 256, 320, 384),
+                                         n=eval_n, trained=lengths)
+    else:
+        metrics = window_metrics(model, longest, n=eval_n)
+    return model, {**metrics, "history": history}
