@@ -377,3 +377,42 @@ def test_figures():
     computed = sum((plots.ring_step_pairs(12, 3, "zigzag", s).data[0].z >= 0) for s in range(3))
     assert (computed == torch.ones(12, 12).tril().numpy()).all() and np.isnan(z[0, 1])
     assert isinstance(plots.ring_memory([1, 2, 4], [100, 55, 30], dense_mb=90), Figure)
+
+
+# ---------------------------------------------------------------- app page
+
+def _page():
+    from lcviz.app import state
+    from lcviz.app.pages import ring as page
+
+    with state.guarded():
+        page.render()
+
+
+def run_page(**params):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_function(_page, default_timeout=120)
+    at.query_params.update({k: str(v) for k, v in params.items()})
+    return at.run()
+
+
+def test_page_shows_the_work_of_each_layout():
+    at = run_page(world=4, layout="contiguous", causal="causal", length=32, step=1)
+    for layout in ring.LAYOUTS:
+        at.selectbox(key="layout").set_value(layout).run()
+        assert not at.exception and not at.error
+        counts = ring.pairs_per_step(32, 4, layout)
+        metrics = {m.label: m.value for m in at.metric}
+        assert metrics["pairs computed at step 1"] == f"{int(counts[:, 1].sum()):,}"
+        totals = counts.sum(1)
+        assert metrics["busiest / idlest rank (whole ring)"] == \
+            f"{(totals.max() / totals.min()).item():.2f}×"
+
+
+def test_page_refuses_more_ranks_than_tokens_and_survives_one_rank():
+    at = run_page(world=6, length=4)
+    assert not at.exception
+    assert "every rank needs at least one token" in at.error[0].value
+    at = run_page(world=1, length=4, causal="bidirectional")
+    assert not at.exception and not at.error

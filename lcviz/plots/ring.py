@@ -109,22 +109,62 @@ def ring_balance(length, world, causal=True):
     return fig
 
 
-def ring_work(counts, step=None, title="Pairs computed per rank and step", height=430):
-    """Plotly heatmap of a (W, W) work table (rank x step, e.g. lcviz.ring.pairs_per_step),
-    the number in each cell; the column `step` is outlined."""
+def ring_work(counts, step=None, title="Pairs per rank and step", height=430):
+    """Plotly heatmap of a (W, W) work table (rank x step, e.g. lcviz.ring.pairs_per_step): each
+    cell names the key/value block the rank holds at that step and the pairs it computes; the
+    column `step` is outlined."""
     import plotly.graph_objects as go
 
     counts = np.asarray(counts)
     world = counts.shape[0]
+    schedule = ring.ring_schedule(world).numpy()
+    text = [[f"KV{schedule[r, s]}<br>{counts[r, s]:,}" for s in range(world)]
+            for r in range(world)]
     fig = go.Figure(go.Heatmap(
         z=counts, x=[f"step {s}" for s in range(world)], y=[f"rank {r}" for r in range(world)],
-        colorscale="Blues", zmin=0, text=counts, texttemplate="%{text:,}" if world <= 8 else "",
-        hovertemplate="%{y}, %{x}: %{z:,} pairs<extra></extra>", colorbar={"title": "pairs"}))
+        colorscale="Blues", zmin=0, text=text, texttemplate="%{text}" if world <= 8 else "",
+        customdata=schedule, colorbar={"title": "pairs"},
+        hovertemplate="%{y}, %{x}: holds KV of rank %{customdata}, %{z:,} pairs<extra></extra>"))
     if step is not None:
         fig.add_shape(type="rect", x0=step - 0.5, x1=step + 0.5, y0=-0.5, y1=world - 0.5,
                       line={"color": "black", "width": 4})
     fig.update_layout(title={"text": title}, font=FONT, template="plotly_white", height=height,
                       yaxis={"autorange": "reversed"}, margin={"l": 90, "r": 20, "t": 60, "b": 50})
+    return fig
+
+
+def ring_diagram(world, step=0, height=420):
+    """Plotly version of the ring at `step`: the ranks on a circle, each coloured by the
+    key/value block it holds (rank (r - step) mod W), arrows to rank + 1 where that block goes
+    next."""
+    import plotly.graph_objects as go
+
+    world = ring.check_int("world", world, minimum=1, maximum=len(PALETTE))
+    step = ring.check_int("step", step, minimum=0, maximum=world - 1)
+    schedule = ring.ring_schedule(world).numpy()
+    angles = [math.pi / 2 - 2 * math.pi * r / world for r in range(world)]
+    xs, ys = [math.cos(a) for a in angles], [math.sin(a) for a in angles]
+    held = [int(schedule[r, step]) for r in range(world)]
+    fig = go.Figure(go.Scatter(
+        x=xs, y=ys, mode="markers+text", marker={"size": 74, "color": [_color(h) for h in held],
+                                                   "line": {"color": "black", "width": 2}},
+        text=[f"<b>rank {r}</b><br>Q{r}·KV{h}" for r, h in enumerate(held)],
+        textfont={"color": "white", "size": 15}, hoverinfo="text",
+        hovertext=[f"rank {r} holds its queries Q{r} and the key/value block of rank {h}"
+                   for r, h in enumerate(held)]))
+    if world > 1:
+        for r in range(world):
+            n = (r + 1) % world
+            fig.add_annotation(x=0.72 * xs[n], y=0.72 * ys[n], ax=0.72 * xs[r], ay=0.72 * ys[r],
+                               xref="x", yref="y", axref="x", ayref="y", showarrow=True,
+                               arrowhead=3, arrowsize=1.4, arrowwidth=2.5,
+                               arrowcolor=_color(held[r]), standoff=4, startstandoff=4)
+    title = (f"Step {step}: each rank attends to the block it holds, then passes it to rank + 1"
+             if world > 1 else "One rank: nothing travels")
+    fig.update_layout(title={"text": title}, font=FONT, template="plotly_white", height=height,
+                      showlegend=False, margin={"l": 10, "r": 10, "t": 60, "b": 10},
+                      xaxis={"visible": False, "range": [-1.45, 1.45]},
+                      yaxis={"visible": False, "range": [-1.35, 1.35], "scaleanchor": "x"})
     return fig
 
 
