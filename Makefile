@@ -25,7 +25,7 @@ browser-deps:  ## Debian's chromium for the end-to-end browser test (root or sud
 
 test: setup browser-deps  ## lint, every lcviz/app test, then every notebook with nbval
 	$(PY) -m ruff check .
-	$(PY) -m pytest -q tests notebooks --nbval-lax --nbval-current-env --durations=15
+	$(PY) -m pytest -q -n 2 --dist loadfile tests notebooks --nbval-lax --nbval-current-env --durations=15
 
 unit: setup  ## the fast lcviz/app tests (no checkpoint reproduction, no browser, no notebooks)
 	$(PY) -m ruff check .
