@@ -490,7 +490,7 @@ def full_attention_metrics(model, lengths, n=200, trained=(64, 256), seed=CONTEN
             "key_by_depth_decile": {str(i): rate_cell(h) for i, h in deciles.items() if h}}
 
 
-def window_metrics(model, train_length, n=200, seed=CONTENT_EVAL_SEED):
+def window_metrics(model, train_length, n=200, seed=CONTENT_EVAL_SEED, multiples=(1, 2, 4)):
     """Held-out whole-key accuracy of a sliding-window model at 1x, 2x, 4x `train_length`, by
     band of key distance d (inside one window: d <= w - 1; relayed: w <= d < field; beyond the
     exact field L(w - 1) + 1: d >= field), and at d = field - 1, field, field + 1."""
@@ -502,7 +502,7 @@ def window_metrics(model, train_length, n=200, seed=CONTENT_EVAL_SEED):
              "beyond": (field, 10 ** 9)}
     out = {"seed": seed, "window": window, "layers": layers, "field": field,
            "train_length": train_length, "bands": {}, "boundary": {}}
-    for mult in (1, 2, 4):
+    for mult in multiples:
         length = mult * train_length
         cells = {}
         for band, (low, high) in bands.items():

@@ -6,6 +6,12 @@ recipes that start from it."""
 
 from dataclasses import dataclass, field
 
+from lcviz.receptive import window_receptive_field
+
+# (window, layers, shortest, longest training length) of the sliding-window passkey models
+PASSKEY_WINDOWS = ((16, 2, 64, 128), (16, 4, 64, 128), (32, 2, 64, 128), (32, 4, 64, 128),
+                   (64, 2, 96, 256), (64, 4, 96, 256))
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -31,22 +37,37 @@ RECIPES = {
     "rope-charlm-yarn-ft": Recipe("rope", "lcviz.rope:fit_rope_finetune",
                                   "rope-charlm, YaRN x4, fine-tuned 150 steps at length 256",
                                   {"rope_type": "yarn", "steps": 150}),
-    # ---- 06 passkey retrieval: RoPE models, width 128, 8 heads; window None = full attention
+    # ---- 06 passkey retrieval by content: random filler, lengths drawn per batch, loss on the
+    # key digits and on the filler's next words; windowed models start from passkey-full
+    "passkey-full": Recipe("passkey", "lcviz.passkey:fit_passkey_content",
+                           "passkey retrieval by content: 2 layers, full causal attention, width "
+                           "64, random filler, lengths 64-256 ramped over the first half",
+                           {"window": None, "n_layer": 2, "n_embd": 64, "n_head": 4, "steps": 800,
+                            "lengths": (64, 256), "ramp": 0.5, "filler_weight": 1.0}),
+    **{f"passkey-w{w}-l{layers}": Recipe(
+        "passkey", "lcviz.passkey:fit_passkey_content",
+        f"passkey-full with a sliding window {w} ({layers} layers), fine-tuned 300 steps on "
+        f"lengths {lo}-{hi} with keys inside the receptive field",
+        {"window": w, "n_layer": layers, "steps": 300, "lengths": (lo, hi), "ramp": 0,
+         "max_distance": window_receptive_field(w, layers) - 1, "base": "passkey-full", "lr": 2e-3, "eval_n": 100})
+       for w, layers, lo, hi in PASSKEY_WINDOWS},
+    # ---- 06 the layout shortcut: the fixed 128-token Landmark layout (filler cycled in one
+    # order), which models learn instead of retrieving; kept to show it, and as the beacons' bases
     **{name: Recipe("passkey", "lcviz.passkey:fit_passkey",
-                    f"passkey retrieval, {layers} layers, "
+                    f"fixed-layout passkey prompts (the shortcut), {layers} layers, "
                     f"{'full causal attention' if window is None else f'sliding window {window}'}",
                     {"window": window, "n_layer": layers, "steps": steps})
        for name, (window, layers, steps) in {
-           "passkey-full": (None, 2, 1300),
-           "passkey-w32-l2": (32, 2, 1200), "passkey-w32-l4": (32, 4, 600),
-           "passkey-w64-l2": (64, 2, 1200), "passkey-w64-l4": (64, 4, 600)}.items()},
+           "passkey-layout": (None, 2, 1300),
+           "passkey-layout-w32-l2": (32, 2, 1200), "passkey-layout-w32-l4": (32, 4, 600),
+           "passkey-layout-w64-l2": (64, 2, 1200), "passkey-layout-w64-l4": (64, 4, 600)}.items()},
     # ---- 07 activation beacons on a trained passkey model (the same CPU time for both)
     "beacon-passkey": Recipe("beacons", "lcviz.beacons:fit_beacons",
-                             "activation beacons added to passkey-w32-l4 (4 layers), chunks of "
-                             "16, a random ratio in (2, 4, 8, 16) per step, 400 steps",
-                             {"base": "passkey-w32-l4", "steps": 400}),
+                             "activation beacons added to passkey-layout-w32-l4 (4 layers), chunks "
+                             "of 16, a random ratio in (2, 4, 8, 16) per step, 400 steps",
+                             {"base": "passkey-layout-w32-l4", "steps": 400}),
     "beacon-passkey-l2": Recipe("beacons", "lcviz.beacons:fit_beacons",
-                                "activation beacons added to passkey-full (2 layers), chunks of "
-                                "16, a random ratio in (2, 4, 8, 16) per step, 800 steps",
-                                {"base": "passkey-full", "steps": 800}),
+                                "activation beacons added to passkey-layout (2 layers), chunks "
+                                "of 16, a random ratio in (2, 4, 8, 16) per step, 800 steps",
+                                {"base": "passkey-layout", "steps": 800}),
 }
