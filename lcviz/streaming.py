@@ -185,14 +185,15 @@ def sink_slots(n_entries, n_sink, capacity):
 # ---------------------------------------------------------------- the cache of one layer
 
 class LayerCache:
-    """Keys, values, stream positions and H2O scores of one layer, (B, H, capacity, ...) buffers
-    with the first `n` slots in use, in stream order in every head."""
+    """Keys, values, stream positions (and H2O scores, with_scores=True) of one layer:
+    (B, H, capacity, ...) buffers with the first `n` slots in use, in stream order per head."""
 
-    def __init__(self, batch, heads, head_dim, capacity, dtype):
+    def __init__(self, batch, heads, head_dim, capacity, dtype, with_scores=False):
         self.k = torch.empty(batch, heads, capacity, head_dim, dtype=dtype)  # (B, H, cap, D)
         self.v = torch.empty(batch, heads, capacity, head_dim, dtype=dtype)  # (B, H, cap, D)
         self.pos = torch.empty(batch, heads, capacity, dtype=torch.long)  # (B, H, cap)
-        self.score = torch.zeros(batch, heads, capacity, dtype=dtype)  # (B, H, cap) H2O
+        self.score = torch.zeros(batch, heads, capacity, dtype=dtype) if with_scores else None
+        self.names = ("k", "v", "pos", "score") if with_scores else ("k", "v", "pos")
         self.n = 0
 
     def grow(self, capacity):
@@ -200,7 +201,7 @@ class LayerCache:
         if capacity <= self.k.size(2):
             return
         size = max(capacity, 2 * self.k.size(2))
-        for name in ("k", "v", "pos", "score"):
+        for name in self.names:
             old = getattr(self, name)
             new = torch.zeros(*old.shape[:2], size, *old.shape[3:], dtype=old.dtype)
             new[:, :, :self.n] = old[:, :, :self.n]
@@ -212,21 +213,22 @@ class LayerCache:
         self.k[:, :, self.n] = k[:, :, 0]
         self.v[:, :, self.n] = v[:, :, 0]
         self.pos[:, :, self.n] = position
-        self.score[:, :, self.n] = 0
+        if self.score is not None:
+            self.score[:, :, self.n] = 0
         self.n += 1
 
-    def keep_slots(self, slots):
-        """Keep the same slots (K,), ascending, in every batch row and head."""
-        count = len(slots)
-        for name in ("k", "v", "pos", "score"):
-            buffer = getattr(self, name)
-            buffer[:, :, :count] = buffer[:, :, slots]
-        self.n = count
+    def keep_ends(self, first, last):
+        """Keep the first `first` and the last `last` slots (StreamingLLM's slicing)."""
+        if last:
+            for name in self.names:
+                buffer = getattr(self, name)
+                buffer[:, :, first:first + last] = buffer[:, :, self.n - last:self.n].clone()
+        self.n = first + last
 
     def keep_per_head(self, slots):
         """Keep slots (B, H, K), ascending along K, chosen per batch row and head."""
         count = slots.size(-1)
-        for name in ("k", "v", "pos", "score"):
+        for name in self.names:
             buffer = getattr(self, name)
             index = slots if buffer.dim() == 3 else slots[..., None].expand(-1, -1, -1,
                                                                            buffer.size(-1))
@@ -274,8 +276,8 @@ class StreamingDecoder:
         self.H, self.D = config.n_head, config.head_dim
         self.dtype = model.tok_emb.weight.dtype
         capacity = policy.budget if policy.capacity is not None else 256
-        self.caches = [LayerCache(batch_size, self.H, self.D, capacity, self.dtype)
-                       for _ in model.blocks]
+        self.caches = [LayerCache(batch_size, self.H, self.D, capacity, self.dtype,
+                                  with_scores=policy.name == "h2o") for _ in model.blocks]
         self.window_rows = [[] for _ in model.blocks]  # SnapKV: the observation window's weights
         self.recent_tokens = []  # recompute: the last budget tokens
         self.t = 0  # stream position of the next token
@@ -326,7 +328,7 @@ class StreamingDecoder:
             k = k.view(B, 1, H, D).transpose(1, 2)  # (B, H, 1, D)
             v = v.view(B, 1, H, D).transpose(1, 2)  # (B, H, 1, D)
             if self.rope and not cache_frame:  # rotate once, at the stream position
-                q, k = self._rotate_at(q, t, 1), self._rotate_at(k, t, 1)
+                q, k = self._rotate_at(torch.cat([q, k], dim=2), t, 1).split(1, dim=2)
             cache.append(k, v, t)
             n = cache.n
             keys, values = cache.k[:, :, :n], cache.v[:, :, :n]  # (B, H, n, D)
@@ -337,7 +339,8 @@ class StreamingDecoder:
             weights = torch.softmax(scores, dim=-1)  # (B, H, 1, n)
             y = (weights @ values).transpose(1, 2).reshape(B, 1, C)  # (B, 1, C)
             x = x + block.attn.proj(y)
-            x = x + block.mlp(block.ln2(x))  # (B, 1, C)
+            mlp = block.mlp  # (eval mode: no dropout)
+            x = x + mlp.down(F.gelu(mlp.up(block.ln2(x))))  # (B, 1, C)
             if self.record:
                 kept.append(cache.pos[:, :, :n].clone())
             self._after_attention(layer, cache, weights[:, :, 0])
@@ -352,8 +355,8 @@ class StreamingDecoder:
         weights (B, H, n) are its attention over the n cached entries (itself last)."""
         policy, n = self.policy, cache.n
         if policy.name in ("window", "sink"):
-            if n > policy.capacity:
-                cache.keep_slots(sink_slots(n, policy.n_sink, policy.capacity))
+            if n > policy.capacity:  # = sink_slots(n, n_sink, capacity), by slicing
+                cache.keep_ends(policy.n_sink, policy.capacity - policy.n_sink)
         elif policy.name == "h2o":
             cache.score[:, :, :n] += weights  # accumulated attention of every past query
             if n > policy.capacity:
@@ -754,3 +757,89 @@ def retrieval_under_budget(model, prompts, tokenizer, policy, batch_size=64):
             seen.append(visible.float().mean().item())
     return {"answers": answers, "correct": [a == p.key for a, p in zip(answers, prompts)],
             "needle_seen": seen}
+
+
+# ---------------------------------------------------------------- experiments and benchmark
+
+def held_out_stream(n_tokens, offset=0):
+    """n_tokens character ids of the held-out split of the stdlib corpus (never trained on),
+    starting `offset` characters in: a long document to stream."""
+    from lcviz.transformer import char_lm_data
+    check_int("n_tokens", n_tokens, minimum=2)
+    check_int("offset", offset, minimum=0)
+    _, val = char_lm_data()
+    if offset + n_tokens > len(val):
+        raise ValueError(f"offset + n_tokens ({offset + n_tokens}) exceeds the held-out split "
+                         f"({len(val)} characters)")
+    return val[offset:offset + n_tokens]
+
+
+def comparison_policies(budget, n_sink=4):
+    """The policies of the streaming comparison at one budget, in plotting order."""
+    check_int("budget", budget, minimum=n_sink + 2)
+    return [Policy("full"), Policy("window", budget), Policy("recompute", budget),
+            Policy("sink", budget, n_sink=n_sink),
+            Policy("sink", budget, n_sink=n_sink, positions="original"),
+            Policy("h2o", budget), Policy("h2o", budget, positions="cache"),
+            Policy("tova", budget), Policy("tova", budget, positions="cache")]
+
+
+def _median(values):
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2]
+
+
+def benchmark(model="rope-charlm", multiples=(1, 2, 4, 8, 16), timing_window=48,
+              sweep_budgets=(64, 256, 1024), sweep_steps=48, plot=True):
+    """Per policy at the model's training length T: loss, ms per token and KV entries at stream
+    lengths multiples * T (each ms: the median step time over the timing_window steps before that
+    length), and, for StreamingLLM against re-computation, ms per token at larger budgets (cost
+    does not depend on what the weights learned). Returns the results dict that
+    `python -m lcviz.bench streaming` saves as data/bench-streaming.json; plot=True also writes
+    data/bench-streaming.png."""
+    from lcviz.checkpoints import DATA_DIR, load_checkpoint
+    net, _ = load_checkpoint(model)
+    T = net.config.block_size
+    lengths = [m * T for m in multiples]
+    ids = held_out_stream(max(lengths) + 1)
+    rows = []
+    for policy in comparison_policies(T):
+        result = stream(net, ids[:max(lengths)], policy, timed=True)
+        nll = result.nll[0]
+        rows.append({"name": policy.name, "label": policy.label, "positions": policy.positions,
+                     "budget": policy.budget,
+                     "loss": [nll[:L - 1].mean().item() for L in lengths],
+                     "ms_per_token": [1000 * _median(result.seconds[max(0, L - timing_window):L])
+                                      for L in lengths],
+                     "kv_entries": [result.kv_entries[L - 1] for L in lengths]})
+    sweep = {"budgets": list(sweep_budgets), "sink_ms": [], "recompute_ms": []}
+    for budget in sweep_budgets:
+        text = held_out_stream(budget + sweep_steps + 1)
+        for name, key in (("sink", "sink_ms"), ("recompute", "recompute_ms")):
+            policy = Policy(name, budget, n_sink=4 if name == "sink" else 0)
+            decoder = StreamingDecoder(net, policy)
+            for t in range(budget):  # fill the cache (recompute: its window) first
+                decoder.step(text[t:t + 1])
+            seconds = []
+            for t in range(budget, budget + sweep_steps):
+                start = time.perf_counter()
+                decoder.step(text[t:t + 1])
+                seconds.append(time.perf_counter() - start)
+            sweep[key].append(1000 * _median(seconds))
+    sweep["speedup"] = [r / s for r, s in zip(sweep["recompute_ms"], sweep["sink_ms"])]
+    by = {(r["name"], r["positions"]): r for r in rows}
+    sink, recompute = by[("sink", "cache")], by[("recompute", "cache")]
+    at = lengths.index(8 * T) if 8 * T in lengths else len(lengths) - 1
+    results = {
+        "model": model, "training_length": T, "budget": T, "lengths": lengths,
+        "timing_window": timing_window, "threads": torch.get_num_threads(), "policies": rows,
+        "budget_sweep": sweep,
+        "summary": {
+            "sink_time_last_over_first": sink["ms_per_token"][-1] / sink["ms_per_token"][0],
+            "length_for_comparison": lengths[at],
+            "recompute_over_sink_time": recompute["ms_per_token"][at] / sink["ms_per_token"][at],
+            "sink_loss_over_recompute": sink["loss"][at] / recompute["loss"][at]}}
+    if plot:
+        from lcviz.plots.streaming import benchmark_figure
+        benchmark_figure(results).savefig(DATA_DIR / "bench-streaming.png", dpi=90)
+    return results

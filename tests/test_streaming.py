@@ -546,3 +546,72 @@ def test_math_of_the_budget_convention():
         want = [j for j in range(t + 1) if in_causal_window(t, j, 5)]
         assert kept[0, 0, 0].tolist() == want
     assert math.isclose(S.Policy("sink", 2005, n_sink=4).capacity, 2004)
+
+
+# ---------------------------------------------------------------- exercise checkers
+
+def test_rerotate_checker_passes_the_reference_and_fails_a_typical_slip(capsys):
+    from lcviz.checks import streaming as C
+    assert C.check_rerotate(S.rerotate).passed
+    assert C.check_rerotate(lambda k, old, new, inv_freq: k).status == "fail"  # forgot to move
+    wrong_sign = C.check_rerotate(lambda k, old, new, f: S.rotate(k, old - new, f))
+    assert wrong_sign.status == "fail"
+
+    def stub(*args):
+        raise NotImplementedError
+    assert C.check_rerotate(stub).status == "not attempted"
+    assert "1 of 4" in capsys.readouterr().out  # the unmoved keys pass only the no-move case
+
+
+def test_strided_windows_checker_fails_the_old_start_anchored_loop():
+    from lcviz.checks import streaming as C
+    assert C.check_strided_windows(S.strided_windows).passed
+
+    def start_anchored(n_tokens, window, stride):  # windows begin every stride: last ones short
+        out, done = [], 0
+        for begin in range(0, n_tokens - 1, stride):
+            end = min(begin + window, n_tokens - 1)
+            out.append((begin, end, done + 1))
+            done = end
+            if end == n_tokens - 1:
+                break
+        return out
+    assert C.check_strided_windows(start_anchored).status == "fail"
+
+
+def test_needle_checker_compares_with_the_measured_answer():
+    from lcviz.checks import streaming as C
+    truth = {name: C.needle_kept(name) for name in C.NEEDLE_POLICIES}
+    assert not truth["window"] and not truth["sink"]  # position 100 is far from the last 28
+    assert C.check_needle_prediction(lambda policy: truth[policy]).passed
+    assert C.check_needle_prediction(lambda policy: False).status == "fail" or not any(
+        truth.values())
+    assert C.check_needle_prediction(lambda policy: "no").status == "fail"
+
+
+# ---------------------------------------------------------------- figures
+
+def test_figures_build_from_small_inputs():
+    import plotly.graph_objects as go
+    from matplotlib.figure import Figure
+
+    from lcviz.plots import streaming as P
+    result = S.stream(tiny_model(), tokens(30), S.Policy("sink", 8, n_sink=2), record=True)
+    grid = S.kept_map(result)
+    heat = P.kept_heatmap(grid, marks={"needle": 5})
+    assert isinstance(heat, go.Figure) and heat.data[0].z.shape == (30, 30)
+    assert P.kept_heatmap(torch.ones(400, 400, dtype=torch.bool), max_cells=100).data[0].z.shape \
+        == (100, 100)
+    assert isinstance(P.kept_heatmaps({"a": grid, "b": grid}), go.Figure)
+    losses = {"window, no sinks budget 8": torch.rand(64), "StreamingLLM x original": torch.rand(64)}
+    assert isinstance(P.loss_along_stream(losses, 16, bucket=8), Figure)
+    assert isinstance(P.stream_loss_plotly(losses, 16, bucket=8), go.Figure)
+    assert isinstance(P.first_eviction(losses, 16), Figure)
+    assert isinstance(P.sink_mass_bars({"m": (torch.rand(2, 4), 0.1)}), Figure)
+    assert isinstance(P.strided_losses([8, 4, 1], [1.5, 1.4, 1.3], 8), Figure)
+    assert isinstance(P.merge_errors({"x": torch.rand(20)}, S.chunk_spans(20, 8, 2, 2)), Figure)
+    bench = {"lengths": [8, 16], "training_length": 8, "policies": [
+        {"name": "sink", "label": "StreamingLLM", "positions": "cache", "loss": [1, 1],
+         "ms_per_token": [1, 1], "kv_entries": [8, 8]}]}
+    assert isinstance(P.cost_curves(bench), Figure)
+    assert isinstance(P.benchmark_figure(bench), Figure)

@@ -1,0 +1,116 @@
+"""Streaming page: model, KV-cache policy, budget, sinks, positions and stream position -> which
+tokens each decoding step could still see (kept-token map over time) and the loss along the
+stream against re-computation and the dense cache (notebook 08)."""
+
+import streamlit as st
+import torch
+
+from lcviz import plots, streaming
+from lcviz.app import state
+from lcviz.checkpoints import load_checkpoint, load_info
+
+MODELS = ("rope-charlm", "sink-charlm")  # the second has a learnable sink token first
+STREAM = 640  # tokens streamed per setting (10x the models' training length of 64)
+BUCKET = 16   # loss curve: mean over this many tokens
+
+
+@st.cache_resource(show_spinner=False)
+def streaming_model(name):
+    model, info = load_checkpoint(name)
+    return model, info.get("metrics", {}).get("sink_token")
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def stream_ids(name):
+    """The held-out stream, with the model's sink token first when it has one."""
+    _, sink = streaming_model(name)
+    text = streaming.held_out_stream(STREAM if sink is None else STREAM - 1)
+    return text if sink is None else torch.cat([torch.tensor([sink]), text])
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def references(name, budget):
+    """Per-token loss of re-computation over the last `budget` tokens (with the sink token first
+    in every window for the sink model) and of the dense cache."""
+    model, sink = streaming_model(name)
+    ids = stream_ids(name)
+    if sink is None:
+        recompute = streaming.strided_loss(model, ids, budget, 1).nll
+    else:  # the sink token is target-less: score the text after it
+        recompute = torch.cat([streaming.stream(model, ids[:2], streaming.Policy("full")).nll[0],
+                               streaming.strided_loss(model, ids[1:], budget, 1,
+                                                      prefix_token=sink).nll])
+    dense = streaming.stream(model, ids, streaming.Policy("full")).nll[0]
+    return recompute, dense
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def run(name, policy):
+    """(kept map (steps, positions) of layer 0 head 0, per-token loss, KV entries per step)."""
+    model, _ = streaming_model(name)
+    result = streaming.stream(model, stream_ids(name), policy, record=True,
+                              prompt_length=STREAM // 2)
+    return streaming.kept_map(result), result.nll[0], result.kv_entries
+
+
+def make_policy(name, budget, sinks, positions):
+    settings = {}
+    if name == "sink":
+        settings["n_sink"] = sinks
+    if name in ("sink", "h2o", "tova"):
+        settings["positions"] = positions
+    return streaming.Policy(name, None if name == "full" else budget, **settings)
+
+
+def render():
+    left, right = st.columns([1, 3])
+    with left:
+        name = state.choice("model", "model", list(MODELS), MODELS[0])
+        policy_name = state.choice("KV-cache policy", "policy", list(streaming.POLICIES), "sink",
+                                   format_func=lambda p: streaming.POLICY_TITLES[p])
+        budget = state.int_slider("budget (keys per query)", "budget", 8, 128, 64)
+        sinks = state.int_slider("sinks (StreamingLLM)", "sinks", 0, 8, 4)
+        positions = state.choice("positions", "positions", list(streaming.POSITION_MODES),
+                                 "cache", format_func=lambda p: f"{p} positions")
+        position = state.int_slider("stream position (tokens read)", "position", 16, STREAM, 128)
+    if policy_name == "sink" and sinks >= budget:
+        right.error(f"{sinks} sinks leave no room in a budget of {budget}: StreamingLLM needs "
+                    f"n_sink < budget. Move the sinks below {budget} or raise the budget.")
+        return
+    if policy_name == "sink" and sinks == 0:
+        right.info("0 sinks: StreamingLLM becomes window attention without sinks.")
+    policy = make_policy(policy_name, budget, sinks, positions)
+    model, sink = streaming_model(name)
+    training_length = model.config.block_size
+    grid, nll, entries = run(name, policy)
+    recompute, dense = references(name, budget)
+    upto = position - 1  # losses of the tokens predicted so far
+    with left:
+        st.markdown(f"#### {policy.label}")
+        st.write(f"KV entries the query at {position - 1} reads: **{entries[position - 1]}** "
+                 f"(dense: {position})")
+        st.write(f"mean loss over the first {position} tokens: **{nll[:upto].mean():.3f}** "
+                 f"nats; re-computation {recompute[:upto].mean():.3f}; dense "
+                 f"{dense[:upto].mean():.3f}")
+        if sink is not None:
+            st.caption(f"{name} reads its learnable sink token (id {sink}) first; keep it with "
+                       "1 sink or more.")
+        if policy_name == "snapkv":
+            st.caption(f"SnapKV compresses once, after the first {STREAM // 2} tokens (the "
+                       "prompt); afterwards the cache grows.")
+        if policy_name not in ("sink", "h2o", "tova"):
+            st.caption("positions: this policy keeps the stream's own positions (for a window "
+                       "they give the same attention as rolled ones: RoPE is relative)")
+    with right:
+        marks = {"training length": training_length} if position > training_length else None
+        state.plot(plots.kept_heatmap(grid[:position, :position], marks=marks,
+                                      title=f"{policy.label}: what each step sees (layer 0, "
+                                            f"head 0)"), key="kept")
+        curves = {policy.label: nll[:upto], "window with re-computation": recompute[:upto],
+                  "dense (full cache)": dense[:upto]}
+        state.plot(plots.stream_loss_plotly(curves, training_length, bucket=BUCKET),
+                   key="loss")
+        info = load_info(name).get("metrics", {})
+        if "val_loss" in info:
+            st.caption(f"{name}: held-out loss {info['val_loss']:.3f} at its training length "
+                       f"{training_length}.")
