@@ -3,7 +3,7 @@
 PY := .venv/bin/python
 STAMP := .venv/.installed
 
-.PHONY: setup app lab test unit notebooks checkpoints bench browser-deps clean
+.PHONY: setup app lab test unit notebooks checkpoints bench site browser-deps clean
 
 setup: $(STAMP)
 
@@ -37,8 +37,11 @@ notebooks: setup  ## re-execute every notebook and store its outputs
 checkpoints: setup  ## retrain every recipe into data/
 	$(PY) -m lcviz.train all
 
+site: setup  ## the course as a static web site in site/ (open site/index.html; it loads nothing from the internet)
+	$(PY) -m lcviz.site --out site
+
 bench: setup  ## benchmarks (numbers for README)
 	$(PY) -m lcviz.bench all
 
 clean:
-	rm -rf .venv
+	rm -rf .venv site
