@@ -192,18 +192,21 @@ def _check_block(q, k, v, q_pos, k_pos, causal):
 
 
 def _tiles(q, k, q_pos, k_pos, causal, max_scores):
-    """(start, end, mask or None, allowed pairs) for each tile of at most `max_scores` score
-    entries that sees at least one key; a tile that sees every key needs no mask."""
+    """(start, end, keys, mask or None, allowed pairs) for each tile of queries (at most
+    `max_scores` score entries) that sees at least one key. With a causal mask only the first
+    `keys` keys (positions ascending: those up to the tile's last query) can be visible, so only
+    they are scored; a tile that sees all of them needs no mask."""
     rows = max(1, max_scores // max(1, q.size(0) * q.size(1) * k.size(2)))
     for start in range(0, q.size(2), rows):
         end = min(start + rows, q.size(2))
         if not causal:
-            yield start, end, None, (end - start) * k.size(2)
+            yield start, end, k.size(2), None, (end - start) * k.size(2)
             continue
-        mask = _mask(q_pos[start:end], k_pos)  # (t, nk)
+        keys = int(torch.searchsorted(k_pos, q_pos[end - 1], right=True))
+        mask = _mask(q_pos[start:end], k_pos[:keys])  # (t, keys)
         allowed = int(mask.sum())
         if allowed:
-            yield start, end, (None if allowed == mask.numel() else mask), allowed
+            yield start, end, keys, (None if allowed == mask.numel() else mask), allowed
 
 
 def _tile_forward(q, kt, v, mask, scale):
@@ -234,9 +237,10 @@ def block_attention(q, k, v, q_pos=None, k_pos=None, causal=False, max_scores=MA
     out = q.new_zeros(B, H, nq, D, dtype=dtype)
     lse = q.new_full((B, H, nq), float("-inf"), dtype=dtype)
     kt, vf = k.to(dtype).transpose(-1, -2), v.to(dtype)  # (B, H, D, nk), (B, H, nk, D)
-    for start, end, mask, _ in _tiles(q, k, q_pos, k_pos, causal, max_scores):
+    for start, end, keys, mask, _ in _tiles(q, k, q_pos, k_pos, causal, max_scores):
         out[:, :, start:end], lse[:, :, start:end] = _tile_forward(
-            q[:, :, start:end].to(dtype), kt, vf, mask, 1.0 / math.sqrt(D))
+            q[:, :, start:end].to(dtype), kt[..., :keys], vf[:, :, :keys], mask,
+            1.0 / math.sqrt(D))
     return out, lse
 
 
@@ -248,9 +252,9 @@ def attend_into(out, lse, q, k, v, q_pos=None, k_pos=None, causal=False, max_sco
     q_pos, k_pos = _check_block(q, k, v, q_pos, k_pos, causal)
     kt, vf = k.to(out.dtype).transpose(-1, -2), v.to(out.dtype)
     work = 0
-    for start, end, mask, allowed in _tiles(q, k, q_pos, k_pos, causal, max_scores):
-        tile_out, tile_lse = _tile_forward(q[:, :, start:end].to(out.dtype), kt, vf, mask,
-                                           1.0 / math.sqrt(q.size(3)))
+    for start, end, keys, mask, allowed in _tiles(q, k, q_pos, k_pos, causal, max_scores):
+        tile_out, tile_lse = _tile_forward(q[:, :, start:end].to(out.dtype), kt[..., :keys],
+                                           vf[:, :, :keys], mask, 1.0 / math.sqrt(q.size(3)))
         out[:, :, start:end], lse[:, :, start:end] = merge(
             out[:, :, start:end], lse[:, :, start:end], tile_out, tile_lse)
         work += allowed
@@ -268,17 +272,18 @@ def backward_into(dq, dk, dv, dout, q, k, v, lse, delta, q_pos=None, k_pos=None,
     dtype = dq.dtype
     scale = 1.0 / math.sqrt(q.size(3))
     kt, vt = k.to(dtype).transpose(-1, -2), v.to(dtype).transpose(-1, -2)  # (B, H, D, nk)
-    for start, end, mask, _ in _tiles(q, k, q_pos, k_pos, causal, max_scores):
+    for start, end, keys, mask, _ in _tiles(q, k, q_pos, k_pos, causal, max_scores):
         qt = q[:, :, start:end].to(dtype)  # (B, H, t, D)
         dot = dout[:, :, start:end].to(dtype)  # (B, H, t, D)
         row_lse = lse[:, :, start:end, None]
-        p = torch.exp((qt @ kt) * scale - torch.where(torch.isneginf(row_lse), 0.0, row_lse))
+        kt_, vt_ = kt[..., :keys], vt[..., :keys]  # (B, H, D, keys)
+        p = torch.exp((qt @ kt_) * scale - torch.where(torch.isneginf(row_lse), 0.0, row_lse))
         if mask is not None:
-            p.masked_fill_(~mask, 0.0)  # (B, H, t, nk) softmax weights
-        dv += p.transpose(-1, -2) @ dot
-        ds = p * (dot @ vt - delta[:, :, start:end, None])  # (B, H, t, nk)
-        dq[:, :, start:end] += (ds @ kt.transpose(-1, -2)) * scale
-        dk += (ds.transpose(-1, -2) @ qt) * scale
+            p.masked_fill_(~mask, 0.0)  # (B, H, t, keys) softmax weights
+        dv[:, :, :keys] += p.transpose(-1, -2) @ dot
+        ds = p * (dot @ vt_ - delta[:, :, start:end, None])  # (B, H, t, keys)
+        dq[:, :, start:end] += (ds @ kt_.transpose(-1, -2)) * scale
+        dk[:, :, :keys] += (ds.transpose(-1, -2) @ qt) * scale
 
 
 def block_attention_backward(dout, q, k, v, lse, delta, q_pos=None, k_pos=None, causal=False,
@@ -728,7 +733,7 @@ def mismatched_shapes(bad_rank, length=12):
     rank, world = dist.get_rank(), dist.get_world_size()
     x = torch.randn(1, 2, length, 8 if rank != bad_rank else 4)
     local = shard(x, world, rank, "contiguous")
-    return ring_attention(local, local, local, timeout=10.0).sum().item()
+    return ring_attention(local, local, local, timeout=60.0).sum().item()
 
 
 # ---------------------------------------------------------------- the command
@@ -993,65 +998,81 @@ def machine_megabytes():
 
 
 def benchmark(length=16384, world=4, heads=4, dim=64, layout="zigzag", math_lengths=(1024, 2048),
-              far_world=64):
+              far_world=64, goal=0.3):
     """Ring attention against dense SDPA at T=length, H=heads, D=dim, fp32, causal, W=world.
 
     Measured, each in a fresh process: the ring at T and T/2 (errors against float64 SDPA, peak
     memory per rank, seconds), dense SDPA forward+backward with torch's fused CPU kernel at T and
     T/2, dense SDPA with the math kernel (the T x T scores) at two small lengths; the ring and the
     fused kernel again with a fixed glibc mmap threshold, so the peaks follow live tensors.
-    Derived from straight-line fits through the measured points: the largest length whose peak
-    fits this machine's memory, dense and ring (all ranks here, or one rank per machine like this
-    one), and the memory per rank W=far_world would need."""
+    summarize() derives the rest from straight-line fits through the measured points."""
     check_int("length", length, minimum=16)
     _check_layout(length, world, layout)
     half = length // 2
-    rings = {"default": [measure_ring(world, half, heads, dim, layout=layout, check_rows=64),
-                         measure_ring(world, length, heads, dim, layout=layout,
-                                      float64_reference=True)],
-             "live": [measure_ring(world, n, heads, dim, layout=layout, check_rows=64,
-                                   env=LIVE_ALLOCATOR) for n in (half, length)]}
-    dense = {"default": [measure_dense(n, heads, dim) for n in (half, length)],
-             "live": [measure_dense(n, heads, dim, env=LIVE_ALLOCATOR) for n in (half, length)]}
-    math_rows = [measure_dense(n, heads, dim, kernel="math") for n in math_lengths]
+    measured = {
+        "length": length, "world": world, "heads": heads, "dim": dim, "batch": 1,
+        "dtype": "float32", "causal": True, "layout": layout,
+        "ring": {"default": [measure_ring(world, half, heads, dim, layout=layout, check_rows=64),
+                             measure_ring(world, length, heads, dim, layout=layout,
+                                          float64_reference=True)],
+                 "live": [measure_ring(world, n, heads, dim, layout=layout, check_rows=64,
+                                       env=LIVE_ALLOCATOR) for n in (half, length)]},
+        "dense_fused": {"default": [measure_dense(n, heads, dim) for n in (half, length)],
+                        "live": [measure_dense(n, heads, dim, env=LIVE_ALLOCATOR)
+                                 for n in (half, length)]},
+        "dense_math": [measure_dense(n, heads, dim, kernel="math") for n in math_lengths]}
+    return summarize(measured, far_world, goal)
+
+
+def summarize(measured, far_world=64, goal=0.3):
+    """The benchmark's measured rows plus what follows from them on this machine's memory M:
+    per rank the ring needs a + b T/W MB (line through its two lengths), dense fused SDPA
+    c + d T, dense SDPA that stores the scores e T^2 + f (line in T^2). From these: the largest
+    length that fits (dense; the ring with all W ranks here, or one rank per machine like this),
+    the memory per rank W=far_world would need at the same T, and the smallest W whose peak per
+    rank is at most `goal` x dense fused SDPA's."""
+    length, world = measured["length"], measured["world"]
     total = machine_megabytes()
+    rings, dense = measured["ring"], measured["dense_fused"]
     main = rings["default"][1]
     runtime = max(main["baseline_rss_mb_per_rank"])  # torch + gloo per process, before inputs
+    spare = total - runtime
+    f, e = _line([(r["length"] ** 2, r["peak_mb"]) for r in measured["dense_math"]])
+    math_at_length = e * length ** 2 + f
     fits = {}
     for allocator in ("default", "live"):
         a, b = _line([(r["length"] / world, r["peak_mb"]) for r in rings[allocator]])  # per rank
         c, d = _line([(r["length"], r["peak_mb"]) for r in dense[allocator]])
+        room = goal * (c + d * length) - a  # what the T/W term may use under the goal
         fits[allocator] = {
             "ring_mb_per_rank": {"intercept": a, "per_token_of_shard": b},
             "dense_fused_mb": {"intercept": c, "per_token": d},
             "largest_length": {
-                "dense fused SDPA, one process": int((total - runtime - c) / d),
+                "dense SDPA storing the T x T scores (math kernel), one process":
+                    int(math.sqrt((spare - f) / e)),
+                "dense fused SDPA, one process": int((spare - c) / d),
                 f"ring W={world}, all ranks on this machine":
                     int((total / world - runtime - a) * world / b),
-                f"ring W={world}, one rank per machine like this":
-                    int((total - runtime - a) * world / b),
+                f"ring W={world}, one rank per machine like this": int((spare - a) * world / b),
                 f"ring W={far_world}, one rank per machine like this":
-                    int((total - runtime - a) * far_world / b)},
+                    int((spare - a) * far_world / b)},
             f"ring_W{far_world}_mb_per_rank_at_length": a + b * length / far_world,
-            "ratio_to_dense_fused": rings[allocator][1]["peak_mb"] / dense[allocator][1]["peak_mb"]}
-    # dense attention with the T x T matrices: peak = e * T^2 + f through the two measured points
-    f, e = _line([(r["length"] ** 2, r["peak_mb"]) for r in math_rows])
-    math_at_length = e * length ** 2 + f
-    work = pairs_per_step(length, world, layout).sum(1)
+            "ratio_to_dense_fused": rings[allocator][1]["peak_mb"] / dense[allocator][1]["peak_mb"],
+            "smallest_world_for_goal": math.ceil(b * length / room) if room > 0 else None}
+    work = pairs_per_step(length, world, measured["layout"]).sum(1)
     return {
-        "length": length, "world": world, "heads": heads, "dim": dim, "batch": 1,
-        "dtype": "float32", "causal": True, "layout": layout, "machine_mb": round(total),
+        **measured, "machine_mb": round(total), "goal_ratio_to_dense": goal,
         "memory": "peak resident memory (VmHWM, reset just before the inputs are made) minus the "
                   "resident memory at that moment, per process: inputs, outputs, gradients and "
                   "buffers count, the torch runtime does not (runtime_mb_per_process)",
         "runtime_mb_per_process": runtime,
-        "ring": rings, "dense_fused": dense, "dense_math": math_rows,
         "dense_math_mb_at_length": round(math_at_length),
         "ratio_to_dense_math": main["peak_mb"] / math_at_length,
         "fits": fits,
         "max_abs_error": main["max_abs_error"], "grad_max_abs_error": main["grad_max_abs_error"],
         "dense_max_abs_error": main["dense_max_abs_error"],
         "dense_grad_max_abs_error": main["dense_grad_max_abs_error"],
+        "seconds": main["seconds"], "dense_seconds": dense["default"][1]["seconds"],
         "seconds_per_length_squared": main["seconds"] / length ** 2,
         "work_per_rank": work.tolist(),
         "limits": "All ranks share 2 CPU cores: their blocks are not computed in parallel, so the "
