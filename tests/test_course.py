@@ -30,13 +30,6 @@ def test_the_app_pages_and_the_readme_course_map_come_from_the_table():
     assert course_map_markdown() in (ROOT / "README.md").read_text()
 
 
-def test_no_lcviz_file_outside_the_table_holds_a_topic():
-    shared = {"__init__", "attention", "bench", "checkpoints", "corpus", "course", "model",
-              "notebooks", "recipes", "stats", "tokenize", "train", "validate"}
-    modules = {p.stem for p in (ROOT / "lcviz").glob("*.py")}
-    assert modules - shared - {t.slug for t in TOPICS} == set()
-
-
 def test_the_product_speaks_only_of_itself():
     words = re.compile(r"(?i)\bseed (lecture|table|example)s?\b|design\.md|\.\./shared|\bissue \d+"
                        r"|\(target\s*[<>≤=]|\bthe lecture\b")
