@@ -19,8 +19,8 @@ BENCHMARKS = {
     "attention": ("lcviz.memory:benchmark",
                   "dense SDPA vs lcviz sliding-window / tiled vs compiled FlexAttention"),
     "context": ("lcviz.context:benchmark",
-                "fact survival, stale-only rate, tokens and time per turn of each context policy "
-                "(seeded chats of 20-500 turns); strided document chunks"),
+                ("fact survival, stale-only rate, tokens and time per turn of each context policy "
+                 "(seeded chats of 20-500 turns); strided document chunks")),
     "app": ("lcviz.app.bench:benchmark",
             "median Streamlit rerun after a slider change, per page (AppTest)"),
 }
