@@ -177,8 +177,8 @@ def test_rope_page_counts_kept_and_interpolated_pairs(method, kept, interpolated
     assert torch.isfinite(freq).all()
 
 
-@pytest.mark.parametrize("model, depth", [("passkey-full", 30), ("passkey-w32-l2", 30),
-                                          ("passkey-w32-l2", 100)])
+@pytest.mark.parametrize("model, depth", [("passkey-layout", 30), ("passkey-layout-w32-l2", 30),
+                                          ("passkey-layout-w32-l2", 100)])
 def test_passkey_page_reports_the_distance_and_whether_it_is_in_reach(model, depth):
     at = run_app(page="passkey", model=model, length=128, depth=depth, seed=3)
     assert not at.exception and not at.error

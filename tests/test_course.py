@@ -32,7 +32,7 @@ def test_the_app_pages_and_the_readme_course_map_come_from_the_table():
 
 def test_the_product_speaks_only_of_itself():
     words = re.compile(r"(?i)\bseed (lecture|table|example)s?\b|design\.md|\.\./shared|\bissue \d+"
-                       r"|\(target\s*[<>≤=]|\bthe lecture\b")
+                       r"|\(target\s+(?:[<>≤≥]|==)|\bthe lecture\b")
     files = [p for pattern in ("lcviz/**/*.py", "tests/*.py", "notebooks/*.ipynb", "app.py",
                                "README.md", "Makefile") for p in ROOT.glob(pattern)]
     found = {str(p.relative_to(ROOT)): m.group(0) for p in files

@@ -36,9 +36,9 @@ SCENES = [
      {"method": "default", "factor": 4.0, "original": 2048}),
     ("YaRN keeps the fast pairs", "rope", {"method": "yarn", "factor": 8.0, "original": 2048}),
     ("Passkey: full attention finds it", "passkey",
-     {"model": "passkey-full", "length": 128, "depth": 20, "seed": 1}),
+     {"model": "passkey-layout", "length": 128, "depth": 20, "seed": 1}),
     ("Passkey: beyond the window's reach", "passkey",
-     {"model": "passkey-w32-l2", "length": 128, "depth": 20, "seed": 1}),
+     {"model": "passkey-layout-w32-l2", "length": 128, "depth": 20, "seed": 1}),
     ("Beacons: chunk 4, ratio 2", "beacons", {"length": 16, "chunk": 4, "ratio": 2}),
 ]
 
