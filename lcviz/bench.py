@@ -2,6 +2,7 @@
 
     python -m lcviz.bench --list        # the benchmarks
     python -m lcviz.bench attention     # one of them; results go to data/bench-<name>.json
+    python -m lcviz.bench app --browser # the app in chromium (data/bench-app-browser.json)
     python -m lcviz.bench all           # every benchmark (`make bench`)
 
 Each benchmark lives with its topic as a function benchmark(**options) -> results dict; this
@@ -18,11 +19,17 @@ from lcviz.checkpoints import save_results
 BENCHMARKS = {
     "attention": ("lcviz.memory:benchmark",
                   "dense SDPA vs lcviz sliding-window / tiled vs compiled FlexAttention"),
+    "ring": ("lcviz.ring:benchmark",
+             ("ring attention over W gloo processes at T = 16384: error vs SDPA, peak MB per "
+              "rank, largest lengths against dense")),
     "context": ("lcviz.context:benchmark",
                 ("fact survival, stale-only rate, tokens and time per turn of each context policy "
                  "(seeded chats of 20-500 turns); strided document chunks")),
     "app": ("lcviz.app.bench:benchmark",
             "median Streamlit rerun after a slider change, per page (AppTest)"),
+    "app-browser": ("lcviz.app.browser_bench:benchmark",
+                    ("key press to new figure and settle after a held key, per page, in chromium "
+                     "against `streamlit run` on 127.0.0.1 (also: `app --browser`)")),
 }
 
 
@@ -40,7 +47,11 @@ def main(argv=None):
     parser.add_argument("names", nargs="*", help="benchmark names, or 'all'")
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     parser.add_argument("--lengths", type=int, nargs="+", help="sequence lengths (attention)")
+    parser.add_argument("--browser", action="store_true",
+                        help="app: measure in chromium (app-browser) instead of AppTest")
     args = parser.parse_args(argv)
+    if args.browser:
+        args.names = ["app-browser" if n == "app" else n for n in args.names]
     if args.list or not args.names:
         for name, (_, description) in BENCHMARKS.items():
             print(f"{name:16s} {description}")

@@ -50,6 +50,9 @@ TOPICS = (
           "passkey retrieval and needle grids on trained tiny models"),
     Topic(7, "beacons", "Activation beacons",
           "activation-beacon compression: accuracy against compression ratio"),
+    Topic(9, "ring", "Ring attention",
+          "exact attention split over torch.distributed processes: log-sum-exp merge, causal "
+          "layouts (contiguous, zigzag, striped), gradients and memory per rank"),
     Topic(13, "context", "Adaptive context management",
           "last-k, token buffer, counted and uncounted summary buffers, MemGPT memory pressure and "
           "BM25 retrieval in a token budget: which planted facts survive 20-500 turns"),

@@ -13,7 +13,7 @@ import sys
 import torch
 
 from lcviz.attention import in_causal_window
-from lcviz.validate import check_choice, check_int, check_window
+from lcviz.validate import check_choice, check_float, check_int, check_window
 
 
 def _check_qkv(q, k, v):
@@ -95,19 +95,68 @@ def score_matrix_megabytes(length, heads, batch=1, bytes_per_number=4):
     return batch * heads * length * length * bytes_per_number / 2**20
 
 
-def kv_cache_megabytes(length, layers, heads, head_dim, batch=1, bytes_per_number=2):
-    """Size of a decoder's KV cache in MB: a key and a value vector per token, head and layer,
-    2 B L H T D numbers: O(T). Defaults to 2-byte (bf16/fp16) numbers, as served models use."""
+def kv_cache_megabytes(length, layers, heads, head_dim, batch=1, bytes_per_number=2, kv_heads=None):
+    """Size of a decoder's KV cache in MB: a key and a value vector per token, KV head and layer,
+    2 B L H_kv T D numbers: O(T). Defaults to 2-byte (bf16/fp16) numbers, as served models use.
+
+    `heads` is the number of query heads; `kv_heads` (default: heads, multi-head attention) the
+    number of key/value heads. Grouped-query attention (Ainslie et al. 2023, arXiv 2305.13245)
+    lets heads // kv_heads query heads share one key/value head, which divides the cache by that
+    ratio: Mistral-7B and Llama-3-8B have 32 query heads and 8 KV heads."""
     for name, value in (("length", length), ("layers", layers), ("heads", heads),
                         ("head_dim", head_dim), ("batch", batch),
                         ("bytes_per_number", bytes_per_number)):
         check_int(name, value, minimum=1)
-    return 2 * batch * layers * heads * length * head_dim * bytes_per_number / 2**20
+    kv_heads = heads if kv_heads is None else check_int("kv_heads", kv_heads, minimum=1,
+                                                        maximum=heads)
+    if heads % kv_heads:
+        raise ValueError(f"kv_heads must divide heads ({heads}); got {kv_heads}")
+    return 2 * batch * layers * kv_heads * length * head_dim * bytes_per_number / 2**20
+
+
+def max_context_tokens(megabytes, layers, kv_heads, head_dim, batch=1, bytes_per_number=2):
+    """The longest context whose KV cache (kv_cache_megabytes) fits in `megabytes`: the largest
+    T with 2 B L H_kv T D bytes_per_number <= megabytes * 2**20."""
+    check_float("megabytes", megabytes, greater_than=0)
+    for name, value in (("layers", layers), ("kv_heads", kv_heads), ("head_dim", head_dim),
+                        ("batch", batch), ("bytes_per_number", bytes_per_number)):
+        check_int(name, value, minimum=1)
+    per_token = 2 * batch * layers * kv_heads * head_dim * bytes_per_number  # bytes
+    return int(megabytes * 2**20 // per_token)
+
+
+def softmax_state(scores, values):
+    """The online-softmax state of one tile of keys: (m, l, acc) with m the row maximum of
+    `scores`, l = sum exp(scores - m) and acc = exp(scores - m) @ values. scores (..., S),
+    values (..., S, D) -> m (..., 1), l (..., 1), acc (..., D). A row with no allowed key
+    (all -inf) has m = -inf, l = 0, acc = 0. softmax(scores) @ values == acc / l."""
+    if scores.shape[-1] != values.shape[-2]:
+        raise ValueError(f"scores (..., S) and values (..., S, D) need the same S; got "
+                         f"{tuple(scores.shape)} and {tuple(values.shape)}")
+    m = scores.amax(-1, keepdim=True)  # (..., 1)
+    p = torch.exp(scores - m.masked_fill(m == float("-inf"), 0.0))  # (..., S), 0 where -inf
+    return m, p.sum(-1, keepdim=True), (p[..., None, :] @ values)[..., 0, :]
+
+
+def merge_softmax_states(first, second):
+    """Combine the online-softmax states (m, l, acc) of two disjoint tiles of keys into the state
+    of their union (Milakov & Gimelshein 2018, arXiv 1805.02867; FlashAttention-2's split-K and
+    ring attention merge partial results this way). Each side is rescaled to the new maximum
+    m = max(m1, m2): l = l1 e^(m1 - m) + l2 e^(m2 - m), and acc likewise."""
+    (m1, l1, acc1), (m2, l2, acc2) = first, second
+    m = torch.maximum(m1, m2)  # (..., 1)
+    safe = m.masked_fill(m == float("-inf"), 0.0)  # both tiles empty: keep zeros, not NaN
+    scale1, scale2 = torch.exp(m1 - safe), torch.exp(m2 - safe)  # (..., 1) each
+    return m, l1 * scale1 + l2 * scale2, acc1 * scale1 + acc2 * scale2
 
 
 # ---------------------------------------------------------------- the benchmark
 
 ATTENTION_METHODS = ("dense SDPA", "lcviz sliding window", "lcviz tiled", "flex (compiled)")
+# What the dense baseline's peak is made of (not in the benchmark table, measured the same way):
+# the same SDPA call given the window as a float additive mask (0 / -inf) instead of a bool mask,
+# and the bool-mask call forced onto PyTorch's unfused "math" kernel.
+DENSE_VARIANTS = ("dense SDPA, float mask", "dense SDPA, math kernel")
 
 # Runs in a fresh child process per (method, T), so each peak is its own: the kernel's VmHWM
 # (peak resident memory) is reset just before the forward pass and read just after.
@@ -124,6 +173,15 @@ compile_seconds = None
 if method == "dense SDPA":
     mask = sliding_window_mask(T, w)
     run = lambda: F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+elif method == "dense SDPA, float mask":
+    mask = torch.zeros(T, T).masked_fill_(~sliding_window_mask(T, w), float("-inf"))
+    run = lambda: F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+elif method == "dense SDPA, math kernel":
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    mask = sliding_window_mask(T, w)
+    def run():
+        with sdpa_kernel(SDPBackend.MATH):
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
 elif method == "lcviz sliding window":
     run = lambda: sliding_window_attention(q, k, v, w)
 elif method == "lcviz tiled":
@@ -158,8 +216,9 @@ print(json.dumps({"seconds": sorted(times)[len(times) // 2], "first_seconds": fi
 
 def measure_attention(method, length, window=256, batch=1, heads=4, head_dim=64, repeats=3):
     """Forward time (median of `repeats`, after one untimed run) and peak memory above the
-    inputs (MB) of one attention method, measured in a fresh Python process."""
-    check_choice("method", method, ATTENTION_METHODS)
+    inputs (MB) of one attention method (ATTENTION_METHODS or DENSE_VARIANTS), measured in a
+    fresh Python process."""
+    check_choice("method", method, ATTENTION_METHODS + DENSE_VARIANTS)
     check_window(window, length)
     args = [method, length, window, batch, heads, head_dim, repeats]
     result = subprocess.run([sys.executable, "-c", _ATTENTION_CHILD, *map(str, args)], check=False,

@@ -68,8 +68,11 @@ def stale_reason(notebook):
     return None
 
 
-def execute(path, timeout=300):
-    """Run a notebook top to bottom in its folder, save outputs and the stamp; returns seconds."""
+def execute(path, timeout=150):
+    """Run a notebook top to bottom in its folder, save outputs and the stamp; returns seconds.
+
+    `timeout` bounds each cell. It is kept short because nbclient sometimes idles until it
+    expires after a cell that opens ipywidgets, then carries on (jupyter/nbclient#312)."""
     path = Path(path)
     notebook = nbformat.read(path, as_version=4)
     notebook.cells.append(nbformat.v4.new_code_cell(PROBE_CODE))

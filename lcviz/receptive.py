@@ -73,6 +73,36 @@ def reachable_by_search(mask, query, layers):
     return frontier
 
 
+def reachable_through(layer_masks, query):
+    """(T,) bool: the inputs that reach output `query` through layers with different masks,
+    layer_masks[0] first (the input side). Row `query` of (M_L | I) ... (M_1 | I)."""
+    if not layer_masks:
+        raise ValueError("layer_masks must hold at least one (T, T) mask")
+    hops = [_one_hop(mask) for mask in layer_masks]
+    if len({hop.shape for hop in hops}) > 1:
+        raise ValueError(f"every mask must have one shape; got {[tuple(h.shape) for h in hops]}")
+    check_int("query", query, minimum=0, maximum=hops[0].shape[0] - 1)
+    row = hops[-1][query]  # (T,) the last layer's keys
+    for hop in reversed(hops[:-1]):
+        row = (row.float() @ hop.float()) > 0  # (T,) one layer further down
+    return row
+
+
+def stacked_offsets(layers):
+    """Offsets back from a query (far from the sequence start) that reach it through dilated
+    window layers given as [(window, dilation), ...]: the sums o_1 + ... + o_L with each
+    o_l in {0, d_l, 2 d_l, ..., (w_l - 1) d_l}. Longformer (arXiv 2004.05150, sec. 3.1) gives
+    different heads and layers different dilations; this is the set they reach together."""
+    if not layers:
+        raise ValueError("layers must hold at least one (window, dilation) pair")
+    offsets = {0}
+    for window, dilation in layers:
+        check_int("window", window, minimum=1)
+        check_int("dilation", dilation, minimum=1)
+        offsets = {o + dilation * k for o in offsets for k in range(window)}
+    return sorted(offsets)
+
+
 def window_receptive_field(window, layers, position=None):
     """Exact field of L causal windows of w: L(w - 1) + 1 inputs (capped at position + 1)."""
     check_int("window", window, minimum=1)

@@ -29,6 +29,7 @@ import datetime
 import hashlib
 import importlib
 import json
+import logging
 import math
 import multiprocessing
 import os
@@ -36,6 +37,7 @@ import socket
 import subprocess
 import sys
 import time
+import types
 
 import torch
 import torch.distributed as dist
@@ -623,9 +625,17 @@ def launch(fn, world, *args, backend="gloo", timeout=60.0, threads=None):
         "threads", threads, minimum=1)
     multiprocessing.set_forkserver_preload(["lcviz.ring", _FIRST_BACKWARD_IMPORTS])
     results = mp.get_context("forkserver").SimpleQueue()
-    context = mp.start_processes(_child, nprocs=world, join=False, start_method="forkserver",
-                                 args=(world, free_port(), backend, timeout, threads, fn, args,
-                                       results))
+    spawn_log = logging.getLogger("torch.multiprocessing.spawn")  # "Terminating process <pid>":
+    level = spawn_log.level  # the error raised below says what happened, without pids
+    spawn_log.setLevel(logging.ERROR)
+    caller = sys.modules["__main__"]  # a notebook, a Streamlit page or pytest: the fork server
+    sys.modules["__main__"] = types.ModuleType("__main__")  # must not re-run it (fn lives in a module)
+    try:
+        context = mp.start_processes(_child, nprocs=world, join=False, start_method="forkserver",
+                                     args=(world, free_port(), backend, timeout, threads, fn, args,
+                                           results))
+    finally:
+        sys.modules["__main__"] = caller
     messages = []
     try:
         while not context.join(timeout=0.05):
@@ -635,6 +645,8 @@ def launch(fn, world, *args, backend="gloo", timeout=60.0, threads=None):
         crash = exit_error
     else:
         crash = None
+    finally:
+        spawn_log.setLevel(level)
     while not results.empty():
         messages.append(results.get())
     errors = sorted((m for m in messages if m[0] == "error"), key=lambda m: m[2])
@@ -959,7 +971,9 @@ def _subprocess_json(args, env=None, timeout=7200):
     result = subprocess.run([sys.executable, *args], capture_output=True, text=True, check=False,
                             timeout=timeout, env={**os.environ, **(env or {})})
     if result.returncode:
-        raise RuntimeError(f"{' '.join(args[:4])}... failed: {result.stderr.strip()[-500:]}")
+        lines = result.stderr.strip().splitlines()
+        errors = [line for line in lines if line.startswith("error:")] or lines[-5:]
+        raise RuntimeError(f"python {' '.join(args)} failed: {' | '.join(errors)}")
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 

@@ -2,6 +2,8 @@
 library's own files), trained and measured as a next-character model. lcviz.model holds the
 model itself, lcviz.train the loop; this module holds what is specific to the char model."""
 
+import math
+
 import torch
 
 from lcviz import seed_everything
@@ -9,6 +11,7 @@ from lcviz.corpus import random_windows, stdlib_text, train_val_split
 from lcviz.model import ModelConfig, TinyTransformer
 from lcviz.tokenize import CharTokenizer
 from lcviz.train import train_loop
+from lcviz.validate import check_float, check_int
 
 
 def char_lm_data(n_chars=400_000):
@@ -46,3 +49,27 @@ def fit_char_lm(seed=0, model=None, steps=1000, eval_every=100):
     net = TinyTransformer(ModelConfig(**model))
     net, history, val_loss = train_char_lm(net, steps=steps, seed=seed, eval_every=eval_every)
     return net, {"val_loss": val_loss, "history": history}
+
+
+def initial_loss_estimate(vocab_size, gap, repeat_rate):
+    """Expected next-token loss of a model that scores the current token `gap` nats above every
+    other token (all others equal) when the next token repeats the current one with probability
+    `repeat_rate`: ln(V - 1 + e^gap) - repeat_rate * gap. With gap = 0 it is ln V, the uniform
+    guess. A freshly initialised model with tied input/output embeddings (Press & Wolf 2017,
+    arXiv 1608.05859) has gap > 0: its head scores each token by the dot product of the final
+    hidden state, still mostly the current token's own embedding, with that token's embedding."""
+    check_int("vocab_size", vocab_size, minimum=2)
+    check_float("gap", gap)
+    check_float("repeat_rate", repeat_rate, minimum=0.0, maximum=1.0)
+    return math.log(vocab_size - 1 + math.exp(gap)) - repeat_rate * gap
+
+
+def tied_logit_gap(logits, idx):
+    """Mean over positions of (logit of the current token) - (mean logit of the other tokens):
+    logits (B, T, V), idx (B, T) -> float. The `gap` of initial_loss_estimate, measured."""
+    if logits.dim() != 3 or idx.shape != logits.shape[:2]:
+        raise ValueError(f"logits must be (B, T, V) and idx (B, T); got {tuple(logits.shape)} "
+                         f"and {tuple(idx.shape)}")
+    own = logits.gather(-1, idx[..., None])[..., 0]  # (B, T)
+    others = (logits.sum(-1) - own) / (logits.size(-1) - 1)  # (B, T)
+    return (own - others).mean().item()

@@ -10,7 +10,7 @@ def brute(length, allowed):
     return torch.tensor([[allowed(i, j) for j in range(length)] for i in range(length)])
 
 
-def test_seed_example_window_3_length_6():
+def test_textbook_example_window_3_length_6():
     rows = ["".join(str(int(x)) for x in row) for row in masks.sliding_window_mask(6, 3).tolist()]
     assert rows == ["100000", "110000", "111000", "011100", "001110", "000111"]
 
@@ -85,3 +85,38 @@ def test_closed_form_pair_counts(length, window):
 def test_bad_arguments_raise_clear_errors(call, words):
     with pytest.raises(ValueError, match=words):
         call()
+
+
+def test_global_local_pairs_and_two_hop_mask_checkers():
+    from lcviz import checks, receptive
+
+    exact = lambda n, w, g: attended_pairs(masks.global_local_mask(n, w, g))
+    assert checks.check_global_local_pairs(exact).passed
+
+    def no_overlap(n, w, g):  # adds every global row and column, counting global-global twice
+        return sliding_window_pairs(n, w) + sum(
+            k + 1 - min(k + 1, w) + n - k - min(n - k, w) for k in g)
+
+    result = checks.check_global_local_pairs(no_overlap)
+    assert result.status == "fail" and "got 172, expected 171" in result.message
+
+    assert checks.check_two_hop_mask(lambda n, budget: masks.fixed_mask(n, round(n ** 0.5))).passed
+    assert checks.check_two_hop_mask(lambda n, budget: masks.strided_mask(n, round(n ** 0.5))).passed
+    dense = checks.check_two_hop_mask(lambda n, budget: masks.causal_mask(n))
+    assert "keeps 2080 pairs, over the budget of 768" in dense.message
+    window = checks.check_two_hop_mask(lambda n, budget: masks.sliding_window_mask(n, 8))
+    assert "does not reach input" in window.message
+    future = checks.check_two_hop_mask(lambda n, budget: masks.fixed_mask(n, 8).T.contiguous())
+    assert "not causal" in future.message
+    # the fixed pattern the checker accepts really reaches everything: brute-force search
+    assert receptive.reachable_by_search(masks.fixed_mask(64, 8), 63, 2) == set(range(64))
+
+
+def test_random_mask_by_hand_equals_the_library():
+    length, window, n_random, seed = 20, 4, 2, 3
+    mask = masks.sliding_window_mask(length, window)
+    generator = torch.Generator().manual_seed(seed)
+    for query in range(window, length):
+        pick = torch.randperm(query - window + 1, generator=generator)[:n_random]
+        mask[query, pick] = True
+    assert torch.equal(mask, masks.random_mask(length, window, n_random, seed=seed))

@@ -1,6 +1,7 @@
 """Stored notebook outputs must come from the current code and data: `make notebooks` if not."""
 
 import copy
+import os
 from pathlib import Path
 
 import nbformat
@@ -58,3 +59,28 @@ def test_edited_code_and_missing_files_are_named():
     notebook = copy.deepcopy(stamped("02-masks.ipynb"))
     notebook.metadata["lcviz"]["files"]["lcviz/gone.py"] = "0"
     assert "lcviz/gone.py, which no longer exist" in stale_reason(notebook)
+
+
+def test_make_lab_opens_the_learners_copies_and_never_overwrites_them(tmp_path):
+    """A learner edits workspace/ copies; notebooks/ (what the tests execute) stays untouched."""
+    import subprocess
+
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    (workspace / NOTEBOOKS[1].name).write_text("my edits")
+
+    def make_lab():
+        return subprocess.run(["make", "-s", "lab", f"WORKSPACE={workspace}", "LAB=echo opening"],
+                              cwd=ROOT, capture_output=True, text=True, check=True).stdout
+
+    output = make_lab()
+    assert sorted(p.name for p in workspace.iterdir()) == [p.name for p in NOTEBOOKS]
+    assert (workspace / NOTEBOOKS[1].name).read_text() == "my edits"
+    assert (workspace / NOTEBOOKS[0].name).read_bytes() == NOTEBOOKS[0].read_bytes()
+    assert f"opening {'--allow-root ' if os.getuid() == 0 else ''}{workspace}/" in output
+    assert "copied" not in make_lab()  # a second run copies nothing
+
+
+def test_a_learners_workspace_is_ignored_by_git_and_ruff():
+    assert "workspace/" in (ROOT / ".gitignore").read_text().split()
+    assert '"workspace"' in (ROOT / "pyproject.toml").read_text()

@@ -66,3 +66,27 @@ def test_bad_arguments():
         reachability(torch.ones(3, 4, dtype=torch.bool), 1)
     with pytest.raises(ValueError, match="query must be <= 3, got 4"):
         reachable_from(masks.causal_mask(4), 4, 1)
+
+
+@pytest.mark.parametrize("layers", [[(4, 1), (4, 4)], [(3, 2), (2, 5)], [(2, 1), (2, 2), (2, 4)]])
+def test_stacked_offsets_equal_the_reachability_of_per_layer_masks(layers):
+    from lcviz.receptive import reachable_through, stacked_offsets
+
+    T = 64
+    layer_masks = [masks.dilated_window_mask(T, w, d) for w, d in layers]
+    row = reachable_through(layer_masks, T - 1)
+    assert sorted(T - 1 - int(j) for j in row.nonzero().flatten()) == stacked_offsets(layers)
+    # one pattern for every layer: the same as matrix powers
+    assert torch.equal(reachable_through([layer_masks[0]] * 3, T - 1),
+                       reachable_from(layer_masks[0], T - 1, 3)[-1])
+
+
+def test_stacked_offsets_checker_fails_the_contiguous_guess():
+    from lcviz import checks
+    from lcviz.receptive import stacked_offsets
+
+    assert checks.check_stacked_offsets(stacked_offsets).passed
+    contiguous = lambda layers: list(range(sum((w - 1) * d for w, d in layers) + 1))
+    result = checks.check_stacked_offsets(contiguous)
+    assert result.status == "fail" and "3 of 6 cases pass" in result.message
+    assert checks.check_stacked_offsets(lambda layers: "0, 1").status == "fail"

@@ -2,8 +2,9 @@
 URL, so each view can be bookmarked for a slide. `app.py` calls `main()`.
 
 Pages come from the course table (lcviz.course.TOPICS): lcviz/app/pages/<slug>.py with a
-`render()` that draws with lcviz.plots, the same figures as the notebooks. Every page runs inside `state.guarded`, so bad input shows an
-st.error saying what to change, never a traceback.
+`render()` that draws with lcviz.plots, the same figures as the notebooks. Every page runs inside
+`state.guarded`, so bad input shows an st.error saying what to change, never a traceback. Widget
+values never leak from one page to the next (lcviz.app.state).
 """
 
 import importlib
@@ -11,12 +12,31 @@ import importlib
 import streamlit as st
 
 from lcviz.app import state
+from lcviz.checkpoints import checkpoint_paths
 from lcviz.course import TOPICS
+from lcviz.recipes import RECIPES
 
 # URL name (the topic's slug) -> title in the sidebar
 PAGES = {topic.slug: topic.title for topic in TOPICS}
 
-# Ready-made views for the lesson's key moments: (label, page, slider values).
+
+def _passkey_scene_models():
+    """(a full-attention model, the windowed model with the shortest reach) among the passkey
+    recipes whose checkpoint is in data/, from their settings, so the scenes follow the recipes
+    in lcviz.recipes and the checkpoints at hand."""
+    names = {name: recipe.settings for name, recipe in RECIPES.items()
+             if recipe.topic == "passkey" and checkpoint_paths(name)[0].exists()}
+    if not names:
+        return None, None
+    full = [n for n, s in names.items() if s.get("window") is None] or list(names)
+    windowed = sorted((s.get("n_layer", 1) * (s["window"] - 1) + 1, n) for n, s in names.items()
+                      if s.get("window") is not None) or [(0, full[0])]
+    return full[0], windowed[0][1]
+
+
+FULL_MODEL, SHORT_REACH_MODEL = _passkey_scene_models()
+
+# Ready-made views for the lesson's key moments: (label, page, widget values).
 SCENES = [
     ("Window 3 over 6 tokens", "masks",
      {"pattern": "sliding window", "length": 6, "window": 3}),
@@ -36,11 +56,17 @@ SCENES = [
      {"method": "default", "factor": 4.0, "original": 2048}),
     ("YaRN keeps the fast pairs", "rope", {"method": "yarn", "factor": 8.0, "original": 2048}),
     ("Passkey: full attention finds it", "passkey",
-     {"model": "passkey-layout", "length": 128, "depth": 20, "seed": 1}),
+     {"model": FULL_MODEL, "depth": 20, "seed": 1}),
     ("Passkey: beyond the window's reach", "passkey",
-     {"model": "passkey-layout-w32-l2", "length": 128, "depth": 20, "seed": 1}),
+     {"model": SHORT_REACH_MODEL, "depth": 20, "seed": 1}),
+    ("Passkey: a layout-trained model on its layout", "passkey",
+     {"model": "passkey-layout", "filler": "fixed layout (Landmark)", "depth": 50, "seed": 1}),
+    ("Passkey: the same model, filler shuffled", "passkey",
+     {"model": "passkey-layout", "filler": "random sentences", "depth": 50, "seed": 1}),
     ("Beacons: chunk 4, ratio 2", "beacons", {"length": 16, "chunk": 4, "ratio": 2}),
 ]
+SCENES = [scene for scene in SCENES  # a passkey scene needs its checkpoint in data/
+          if scene[1] != "passkey" or (scene[2]["model"] and checkpoint_paths(scene[2]["model"])[0].exists())]
 
 
 def main():

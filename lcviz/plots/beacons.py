@@ -46,3 +46,73 @@ def kept_tokens(tokens, kept, marked=(), title="Tokens kept by attention importa
     ax.set_yticks(range(rows), [f"{r * width}" for r in range(rows)], fontsize=7)
     ax.set(title=title + " (red: the key's digits)")
     return fig
+
+
+# ---- interactive (plotly) versions ----------------------------------------------------------
+
+FONT = {"size": 16}  # px: readable on a projector; the figure itself stretches with the page
+
+
+def beacon_labels(layout):
+    """One label per entry of the interleaved sequence: "token 17" or "beacon 2 of chunk 0"."""
+    labels, beacon_in_chunk = [], {}
+    for index in range(layout.length):
+        chunk = int(layout.chunk_of[index])
+        if layout.is_beacon[index]:
+            k = beacon_in_chunk[chunk] = beacon_in_chunk.get(chunk, -1) + 1
+            labels.append(f"beacon {k} of chunk {chunk}")
+        else:
+            labels.append(f"token {int(layout.positions[index])}")
+    return labels
+
+
+def beacon_mask_plotly(layout, mask, title="Beacon attention mask", max_ticks=16, height=600):
+    """The (S, S) mask of an interleaved sequence (lcviz.beacons.beacon_layout / beacon_mask),
+    row = query, column = key: blue where the key is a raw token, orange where it is a beacon,
+    blank where masked. Hover names the query and the key."""
+    import plotly.graph_objects as go
+
+    mask = np.asarray(mask, dtype=bool)
+    is_beacon = np.asarray(layout.is_beacon, dtype=bool)
+    kind = np.where(mask, np.where(is_beacon[None, :], 2.0, 1.0), np.nan).astype(np.float32)
+    labels = beacon_labels(layout)
+    chunk_starts = [labels[i] for i in range(layout.length) if not is_beacon[i]
+                    and (i == 0 or layout.chunk_of[i] != layout.chunk_of[i - 1])]
+    step = max(1, -(-len(chunk_starts) // max_ticks))
+    axis = {"type": "category", "tickmode": "array", "tickvals": chunk_starts[::step],
+            "ticktext": [label.split()[1] for label in chunk_starts[::step]]}
+    heatmap = go.Heatmap(z=kind, x=labels, y=labels, zmin=1, zmax=2, hoverongaps=False,
+                         colorscale=[[0, "#1f77b4"], [0.5, "#1f77b4"], [0.5, "#ff7f0e"],
+                                     [1, "#ff7f0e"]],
+                         colorbar={"title": {"text": "key is"}, "tickvals": [1.25, 1.75],
+                                   "ticktext": ["a token", "a beacon"]},
+                         name="mask", hovertemplate="query: %{y}<br>key: %{x}<extra></extra>")
+    layout_ = {"title": {"text": title}, "font": FONT, "template": "plotly_white", "height": height,
+               "margin": {"l": 70, "r": 20, "t": 60, "b": 60},
+               "xaxis": {**axis, "title": {"text": "key (ticks: first token of each chunk)"},
+                         "constrain": "domain"},
+               "yaxis": {**axis, "title": {"text": "query"}, "autorange": "reversed",
+                         "scaleanchor": "x", "constrain": "domain"}}
+    return go.Figure(heatmap, layout_)
+
+
+def accuracy_by_ratio_plotly(models, title="Keys found at each condensing ratio", height=400):
+    """Grouped bars: models maps a label to {ratio: (accuracy, prompts)}; hover gives k of n."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for label, by_ratio in models.items():
+        ratios = sorted(by_ratio)
+        counts = [[round(by_ratio[r][0] * by_ratio[r][1]), by_ratio[r][1]] for r in ratios]
+        fig.add_trace(go.Bar(x=[str(r) for r in ratios], y=[by_ratio[r][0] for r in ratios],
+                             customdata=counts, name=label,
+                             hovertemplate=f"{label}, ratio %{{x}}: %{{customdata[0]}} of "
+                                           "%{customdata[1]} keys (%{y:.0%})<extra></extra>"))
+    fig.update_layout(title={"text": title}, font=FONT, template="plotly_white", height=height, barmode="group",
+                      margin={"l": 70, "r": 20, "t": 60, "b": 60},
+                      xaxis={"title": {"text": "condensing ratio (raw tokens per beacon)"},
+                             "type": "category"},
+                      yaxis={"title": {"text": "whole keys found"}, "tickformat": ".0%",
+                             "range": [0, 1]},
+                      legend={"orientation": "h", "y": -0.25, "x": 0})
+    return fig

@@ -23,8 +23,9 @@ def attention_benchmark(results):
             top = dense[-1][key] * scale
             ax.loglog(lengths, top * (lengths / lengths[-1]) ** 2, ":", color="gray",
                       label="∝ T² (dense)")
-            ax.loglog(lengths, top / 8 * lengths / lengths[-1], "--", color="gray",
-                      label="∝ T·w (windowed)")
+            if ax is ax_time:  # windowed memory is nearly flat here, not ∝ T·w: no guide line
+                ax.loglog(lengths, top / 8 * lengths / lengths[-1], "--", color="gray",
+                          label="∝ T·w (windowed)")
         ax.set(xlabel="sequence length T")
         ax.grid(alpha=0.3, which="both")
     ax_time.set(ylabel="forward time (ms)", title=f"time, w={results['window']}")
@@ -45,4 +46,64 @@ def memory_story(lengths, curves, measured=None, title="What grows with the cont
     ax.set(xlabel="context length (tokens)", ylabel="memory (MB)", title=title)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
+    return fig
+
+
+# ---- interactive (plotly) version ------------------------------------------------------------
+
+FONT = {"size": 16}  # px: readable on a projector; the figure itself stretches with the page
+
+
+def attention_benchmark_plotly(results, length=None, window=None, height=480):
+    """The measured benchmark (`python -m lcviz.bench attention`, its JSON) as two log-log
+    panels, forward time and peak memory against T, one line per method, hover for the numbers.
+    With `window`, the memory panel adds the analytic size of the scores that dense attention and
+    a window of that size keep (heads and fp32 as in the benchmark); `length` is marked."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    from lcviz.masks import sliding_window_pairs
+
+    rows = [r for r in results["rows"] if "error" not in r]
+    heads = results.get("heads", 4)
+    fig = make_subplots(1, 2, horizontal_spacing=0.12,
+                        subplot_titles=(f"time (measured, w = {results['window']})",
+                                        "memory (grey: the scores)"))
+    colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd"]
+    for index, method in enumerate(dict.fromkeys(r["method"] for r in rows)):
+        mine = sorted((r for r in rows if r["method"] == method), key=lambda r: r["length"])
+        lengths = [r["length"] for r in mine]
+        style = {"mode": "lines+markers", "legendgroup": method,
+                 "line": {"color": colors[index % len(colors)]}}
+        fig.add_trace(go.Scatter(x=lengths, y=[r["seconds"] * 1e3 for r in mine], name=method,
+                                 hovertemplate=f"{method}<br>T = %{{x:,}}: %{{y:,.1f}} ms"
+                                               "<extra></extra>", **style), 1, 1)
+        fig.add_trace(go.Scatter(x=lengths, y=[max(r["peak_mb"], 0.1) for r in mine], name=method,
+                                 showlegend=False, hovertemplate=f"{method}<br>T = %{{x:,}}: "
+                                 "%{y:,.1f} MB peak<extra></extra>", **style), 1, 2)
+    if window is not None:
+        top = max([r["length"] for r in rows] + [length or 0])
+        grid = [2 ** p for p in range(9, max(10, top.bit_length()))]
+        grid = [t for t in grid if t >= window] or [window]
+        dense = [heads * t * t * 4 / 2**20 for t in grid]
+        kept = [heads * sliding_window_pairs(t, window) * 4 / 2**20 for t in grid]
+        for sizes, name, dash in ((dense, f"dense scores: {heads}·T² numbers", "dot"),
+                                  (kept, f"scores a window of {window} keeps", "dash")):
+            fig.add_trace(go.Scatter(x=grid, y=sizes, mode="lines", name=name,
+                                     line={"dash": dash, "color": "grey"},
+                                     hovertemplate=f"{name}<br>T = %{{x:,}}: %{{y:,.1f}} MB"
+                                                   "<extra></extra>"), 1, 2)
+    if length is not None:
+        for column in (1, 2):
+            fig.add_vline(x=length, line={"color": "black", "width": 1.5}, row=1, col=column)
+        fig.add_annotation(x=np.log10(length), y=0, yref="paper", xref="x2", showarrow=False,
+                           text=f" T = {length:,}", xanchor="left", yanchor="bottom",
+                           font={"size": 15})
+    fig.update_xaxes(type="log", title_text="sequence length T", dtick=np.log10(2) * 2,
+                     tickformat=",d")
+    fig.update_yaxes(type="log", title_text="milliseconds", dtick=1, tickformat=",~g", row=1, col=1)
+    fig.update_yaxes(type="log", title_text="megabytes", dtick=1, tickformat=",~g", row=1, col=2)
+    fig.update_annotations(font_size=16)
+    fig.update_layout(font=FONT, template="plotly_white", height=height, margin={"l": 70, "r": 20, "t": 70, "b": 60},
+                      legend={"orientation": "h", "y": -0.22, "x": 0})
     return fig

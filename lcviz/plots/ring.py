@@ -8,6 +8,7 @@ import numpy as np
 
 from lcviz import ring
 from lcviz.plots.core import new_figure
+from lcviz.validate import check_int
 
 FONT = {"size": 16}  # px, plotly figures: readable on a projector
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
@@ -23,8 +24,8 @@ def ring_schedule(world, step=None):
     key/value block of rank (r - step) mod W, arrows showing where that block goes next. Right:
     the whole schedule, rank x step, each cell coloured by the block it holds; the current step
     is framed."""
-    world = ring.check_int("world", world, minimum=1, maximum=len(PALETTE))
-    step = 0 if step is None else ring.check_int("step", step, minimum=0, maximum=world - 1)
+    world = check_int("world", world, minimum=1, maximum=len(PALETTE))
+    step = 0 if step is None else check_int("step", step, minimum=0, maximum=world - 1)
     schedule = ring.ring_schedule(world).numpy()
     fig = new_figure(11.5, 4.8, layout=None)
     ax = fig.add_axes((0.01, 0.02, 0.42, 0.86))
@@ -139,8 +140,8 @@ def ring_diagram(world, step=0, height=420):
     next."""
     import plotly.graph_objects as go
 
-    world = ring.check_int("world", world, minimum=1, maximum=len(PALETTE))
-    step = ring.check_int("step", step, minimum=0, maximum=world - 1)
+    world = check_int("world", world, minimum=1, maximum=len(PALETTE))
+    step = check_int("step", step, minimum=0, maximum=world - 1)
     schedule = ring.ring_schedule(world).numpy()
     angles = [math.pi / 2 - 2 * math.pi * r / world for r in range(world)]
     xs, ys = [math.cos(a) for a in angles], [math.sin(a) for a in angles]
@@ -175,9 +176,9 @@ def ring_step_pairs(length, world, layout="contiguous", step=0, causal=True, hei
     scattered rows."""
     import plotly.graph_objects as go
 
-    length, world = ring.check_int("length", length, minimum=1), ring.check_int("world", world,
+    length, world = check_int("length", length, minimum=1), check_int("world", world,
                                                                              minimum=1)
-    step = ring.check_int("step", step, minimum=0, maximum=world - 1)
+    step = check_int("step", step, minimum=0, maximum=world - 1)
     positions = ring.all_positions(length, world, layout)
     allowed = np.tril(np.ones((length, length), dtype=bool)) if causal else np.ones(
         (length, length), dtype=bool)

@@ -134,3 +134,89 @@ def loss_by_position(curves, original_length, bucket=16, title="Loss against pos
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     return fig
+
+
+# ---- interactive (plotly) versions ----------------------------------------------------------
+
+FONT = {"size": 16}  # px: readable on a projector; the figure itself stretches with the page
+COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"]
+
+
+def frequency_ratio(inv_freq, default, digits=6):
+    """theta_j(method) / theta_j(default) per pair, rounded to `digits` decimals: float32 and
+    float64 frequencies differ by ~1e-8, which is noise, not scaling."""
+    return np.round(np.asarray(inv_freq, dtype=np.float64) / np.asarray(default, dtype=np.float64),
+                    digits)
+
+
+def rope_pairs_plotly(methods, default, original_length, factor, height=440):
+    """Per rotation pair j, two panels: the wavelength 2π/θ_j each method ends up with (log
+    scale, with the training length L and the scaled length s·L), and its frequency relative to
+    the default's (1 = kept, 1/s = interpolated). methods: {label: inv_freq (D/2,)}."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    default = np.asarray(default, dtype=np.float64)
+    pairs = np.arange(len(default))
+    fig = make_subplots(1, 2, horizontal_spacing=0.12,
+                        subplot_titles=("wavelength per pair", "frequency ÷ default"))
+    for index, (label, inv_freq) in enumerate(methods.items()):
+        wavelength = 2 * np.pi / np.asarray(inv_freq, dtype=np.float64)
+        style = {"mode": "lines", "legendgroup": label,
+                 "line": {"color": COLORS[index % len(COLORS)], "width": 3 if index else 2}}
+        fig.add_trace(go.Scatter(x=pairs, y=wavelength, name=label, **style,
+                                 hovertemplate=f"{label}, pair %{{x}}: %{{y:,.0f}} tokens per "
+                                               "turn<extra></extra>"), 1, 1)
+        fig.add_trace(go.Scatter(x=pairs, y=frequency_ratio(inv_freq, default), name=label,
+                                 showlegend=False, **style,
+                                 hovertemplate=f"{label}, pair %{{x}}: θ × %{{y:.4g}}"
+                                               "<extra></extra>"), 1, 2)
+    lengths = [(original_length, f"training length L = {original_length:,}", "dash")]
+    if factor != 1:
+        lengths.append((factor * original_length,
+                        f"scaled length {factor:g} × L = {factor * original_length:,.0f}", "dot"))
+    ratios = [(1.0, "1: kept", "dash")]
+    if factor != 1:
+        ratios.append((1 / factor, f"1/s = 1/{factor:g}: interpolated", "dot"))
+    for column, lines, log in ((1, lengths, True), (2, ratios, False)):
+        for y, text, dash in lines:
+            fig.add_hline(y=y, line={"dash": dash, "color": "grey", "width": 1.5}, row=1,
+                          col=column)
+            # placed by hand: plotly puts an hline's own annotation off the axis on a log scale
+            fig.add_annotation(x=0, y=np.log10(y) if log else y, xref=f"x{column}",
+                               yref=f"y{column}", text=text, showarrow=False, xanchor="left",
+                               yanchor="bottom", font={"size": 15})
+    fig.update_xaxes(title_text="pair index j (fast → slow)")
+    fig.update_yaxes(type="log", title_text="tokens per full turn", tickformat=",.0f", dtick=1,
+                     row=1, col=1)
+    fig.update_yaxes(title_text="frequency ÷ default frequency", range=[0, 1.12], row=1, col=2)
+    for title in fig.layout.annotations[:2]:  # the two subplot titles
+        title.font = {"size": 16}
+    fig.update_layout(font=FONT, template="plotly_white", height=height, margin={"l": 80, "r": 20, "t": 60, "b": 60},
+                      legend={"orientation": "h", "y": -0.2, "x": 0})
+    return fig
+
+
+def score_curves_plotly(distances, curves, original_length,
+                        title="Score of one query with itself, against distance", height=400):
+    """a(s) against relative distance s for each {label: (N,) scores}; hover gives the score at a
+    distance, the training length is marked."""
+    import plotly.graph_objects as go
+
+    distances = np.asarray(distances, dtype=np.float64)
+    traces = [go.Scatter(x=distances, y=np.asarray(scores, dtype=np.float32), mode="lines",
+                         name=label, line={"color": COLORS[i % len(COLORS)], "width": 2},
+                         hovertemplate=f"{label}, distance %{{x:,.0f}}: score %{{y:.2f}}"
+                                       "<extra></extra>")
+              for i, (label, scores) in enumerate(curves.items())]
+    layout = {"title": {"text": title}, "font": FONT, "template": "plotly_white", "height": height,
+              "margin": {"l": 70, "r": 20, "t": 60, "b": 60},
+              "xaxis": {"title": {"text": "distance between query and key (tokens)"},
+                        "tickformat": ",d"},
+              "yaxis": {"title": {"text": "attention score"}},
+              "legend": {"orientation": "h", "y": -0.25, "x": 0}}
+    fig = go.Figure(traces, layout)
+    fig.add_vline(x=original_length, line={"dash": "dash", "color": "grey", "width": 1.5},
+                  annotation_text=f"training length L = {original_length:,}",
+                  annotation_position="top right", annotation_font_size=15)
+    return fig

@@ -54,6 +54,76 @@ def attention_grid(maps, tokens=None, title="Attention per layer and head"):
                       interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
-            ax.set_title(f"layer {layer} head {head}", fontsize=8)
+            ax.set_title(f"layer {layer} head {head}", fontsize=11)
     fig.suptitle(title)
     return fig
+
+
+VISIBLE = {" ": "␣", "\n": "↵", "\t": "⇥"}  # characters that would print as nothing
+
+
+def token_attention_heatmap(weights, tokens, title="Attention weights"):
+    """One (T, T) causal attention matrix with one upright, readable label per character (a
+    space shows as ␣, a newline as ↵). Future cells (above the diagonal, weight exactly 0 under
+    the causal mask) are left white so the masked region is visibly empty. The figure grows
+    with T so labels stay at projector size."""
+    weights = np.asarray(weights, dtype=float)
+    if weights.ndim != 2 or weights.shape[0] != weights.shape[1]:
+        raise ValueError(f"weights must be a square (T, T) matrix, got shape {weights.shape}")
+    if len(tokens) != weights.shape[0]:
+        raise ValueError(f"tokens must have one label per row ({weights.shape[0]}), got "
+                         f"{len(tokens)}")
+    T = weights.shape[0]
+    side = max(5.0, 0.2 * T)  # inches: 20 px per token at dpi 100
+    width, height = side + 2.3, side + 1.4  # room for labels, colour bar and title
+    fig = new_figure(width, height, layout=None)
+    ax = fig.add_axes((1.1 / width, 0.8 / height, side / width, side / height))
+    colorbar_ax = fig.add_axes(((1.3 + side) / width, (0.8 + 0.1 * side) / height, 0.22 / width,
+                                0.8 * side / height))
+    shown = np.where(np.triu(np.ones((T, T), dtype=bool), 1), np.nan, weights)
+    image = ax.imshow(shown, cmap="viridis", vmin=0, vmax=max(weights.max(), 1e-9),
+                      interpolation="nearest", aspect="equal")
+    fig.colorbar(image, cax=colorbar_ax).ax.tick_params(labelsize=11)
+    labels = [VISIBLE.get(t, t) for t in tokens]
+    ax.set_xticks(range(T), labels, fontsize=11, family="monospace")
+    ax.set_yticks(range(T), labels, fontsize=11, family="monospace")
+    ax.tick_params(length=0)
+    ax.set_xlabel("key (the character attended to)", fontsize=13)
+    ax.set_ylabel("query (the character predicting the next)", fontsize=13)
+    ax.set_title(title, fontsize=14)
+    return fig
+
+
+# ---- interactive (plotly) version: hover a cell to read its query token, key token, weight ----
+
+FONT = {"size": 16}  # px: readable on a projector; the figure itself stretches with the page
+VISIBLE = {" ": "␣", "\n": "⏎", "\t": "⇥"}  # characters that would be invisible on an axis
+
+
+def shown_token(token):
+    """A token as it can be read on an axis: spaces, newlines and tabs become visible marks."""
+    return "".join(VISIBLE.get(c, c) for c in str(token)) or "∅"
+
+
+def attention_heatmap_plotly(weights, tokens, title="Attention weights", max_ticks=32,
+                             height=600):
+    """One (T, T) attention matrix, row = query, column = key; hover gives the query token, the
+    key token and the weight. Axes label at most max_ticks tokens (every k-th)."""
+    import plotly.graph_objects as go
+
+    weights = np.asarray(weights, dtype=np.float32)
+    if weights.ndim != 2 or weights.shape[1] != len(tokens):
+        raise ValueError(f"weights must be (queries, keys) with one key per token, got shape "
+                         f"{weights.shape} for {len(tokens)} tokens")
+    labels = [f"{i} {shown_token(t)}" for i, t in enumerate(tokens)]
+    step = max(1, -(-len(labels) // max_ticks))
+    axis = {"type": "category", "tickmode": "array", "tickvals": labels[::step],
+            "ticktext": [shown_token(t) for t in tokens[::step]], "tickangle": 0}
+    heatmap = go.Heatmap(z=weights, x=labels, y=labels[:len(weights)], zmin=0, colorscale="Viridis",
+                         colorbar={"title": {"text": "weight"}}, name="attention",
+                         hovertemplate="query %{y} → key %{x}<br>weight %{z:.3f}<extra></extra>")
+    layout = {"title": {"text": title}, "font": FONT, "template": "plotly_white", "height": height,
+              "margin": {"l": 60, "r": 20, "t": 60, "b": 60},
+              "xaxis": {**axis, "title": {"text": "key (attended to)"}},
+              "yaxis": {**axis, "title": {"text": "query"}, "autorange": "reversed"}}
+    return go.Figure(heatmap, layout)

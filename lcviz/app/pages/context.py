@@ -44,15 +44,13 @@ def measured():
 @st.cache_data(max_entries=64, show_spinner=False)
 def survival_figure(budget, policy):
     """(figure of the measured survival curves at the measured budget nearest `budget`, that
-    budget, all measured budgets)."""
+    budget, the measured results)."""
     results = measured()
     budgets = results["settings"]["budgets"]
     nearest = min(budgets, key=lambda b: abs(b - budget))
     curves = [c for c in results["curves"] if c["budget"] == nearest]
-    title = (f"Fact survival, budget {nearest} (measured, "
-             f"{results['settings']['curve_conversations']} chats of "
-             f"{results['settings']['curve_turns']} turns)")
-    return plots.survival_curves(curves, highlight=policy, title=title), nearest, budgets
+    title = f"Facts still in context, budget {nearest}"
+    return plots.survival_curves(curves, highlight=policy, title=title), nearest, results
 
 
 def render():
@@ -78,14 +76,16 @@ def render():
             mark = "✅" if ok else ("⚠️ stale" if stale_only else "❌")
             st.caption(f"{mark} {key} = {value} — asked: “{asked.removeprefix('User: ')}”")
     with right:
-        st.plotly_chart(figure, key="composition")
+        state.plot(figure, key="composition")
         try:
-            survival, nearest, budgets = survival_figure(budget, policy)
+            survival, nearest, results = survival_figure(budget, policy)
         except FileNotFoundError as error:
             st.info(f"Survival curves: {error}")
         else:
-            st.plotly_chart(survival, key="survival")
-            if nearest != budget:
-                st.caption(f"Curves are measured at budgets {budgets}; showing {nearest}.")
+            state.plot(survival, key="survival")
+            settings = results["settings"]
+            st.caption(f"Measured on {settings['curve_conversations']} chats of "
+                       f"{settings['curve_turns']} turns at budgets {settings['budgets']}"
+                       + (f"; showing {nearest}." if nearest != budget else "."))
         with st.expander(f"The context for “{question.removeprefix('User: ')}” at the last turn"):
             st.text(final)

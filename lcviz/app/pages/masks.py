@@ -1,13 +1,13 @@
-"""Masks page: pattern, length and the pattern's parameters -> heatmap, attended pairs, sparsity."""
+"""Masks page: pattern, length and the pattern's parameters -> the mask (hover a cell for its
+query, key and whether it may attend), attended pairs, sparsity."""
 
 import streamlit as st
-import torch
 
 from lcviz import masks, plots
 from lcviz.app import state
 
 MAX_LENGTH = 4096
-DISPLAY_CELLS = 512  # longer masks are max-pooled to this many cells per side for drawing
+DISPLAY_CELLS = 256  # longer masks are summed into this many cells per side for drawing
 PARAM_SLIDERS = {  # parameter -> (label, minimum, maximum); defaults come from MASK_PATTERNS
     "window": ("window w (itself + w-1 before)", 1, 1024),
     "dilation": ("dilation d", 1, 16),
@@ -22,42 +22,48 @@ PARAM_SLIDERS = {  # parameter -> (label, minimum, maximum); defaults come from 
 LENGTH_LIKE = ("window", "stride", "block")  # parameters that cannot exceed the length
 
 
-@st.cache_data(max_entries=128, show_spinner=False)
+@st.cache_resource(max_entries=64, show_spinner=False)
 def mask_view(pattern, length, params):
-    """(PNG of the mask heatmap, attended pairs) for hashable params. Masks longer than 512 are
-    max-pooled for drawing: a drawn cell is dark when any pair inside it is kept."""
+    """(plotly figure of the mask, attended pairs, cell size b) for hashable params; masks longer
+    than DISPLAY_CELLS are drawn in cells of b x b pairs (hover gives the count)."""
     mask = state.cached_mask(pattern, length, params)
-    drawn = mask.float()[None]
-    if length > DISPLAY_CELLS:
-        drawn = torch.nn.functional.adaptive_max_pool2d(drawn, DISPLAY_CELLS)
-    title = f"{pattern}, T = {length}" + ("" if length <= DISPLAY_CELLS else
-                                         f" (drawn max-pooled to {DISPLAY_CELLS}²)")
-    return state.png(plots.mask_heatmap(drawn[0].numpy(), title=title)), masks.attended_pairs(mask)
+    figure = plots.mask_heatmap_plotly(mask, title=f"{pattern}, T = {length:,}",
+                                       max_cells=DISPLAY_CELLS)
+    return figure, masks.attended_pairs(mask), -(-length // DISPLAY_CELLS)
 
 
 def render():
-    left, right = st.columns([1, 2])
-    with left:
+    pattern_column, length_column, *param_columns = st.columns(4)
+    with pattern_column:
         pattern = state.choice("pattern", "pattern", list(masks.MASK_PATTERNS), "sliding window")
+    with length_column:
         length = state.int_slider("length T", "length", 1, MAX_LENGTH, 64)
-        _, spec = masks.MASK_PATTERNS[pattern]
-        params = {}
-        for name, (default, _) in spec.items():
-            label, low, high = PARAM_SLIDERS[name]
+    _, spec = masks.MASK_PATTERNS[pattern]
+    params = {}
+    for column, (name, (default, _)) in zip(param_columns, spec.items()):
+        label, low, high = PARAM_SLIDERS[name]
+        with column:
             params[name] = state.int_slider(label, name, low, high, default)
     too_long = [f"{name} = {params[name]}" for name in LENGTH_LIKE
                 if params.get(name, 0) > length]
     if too_long:
-        right.error(f"{', '.join(too_long)} is larger than the length T = {length}: move it to "
-                    f"at most {length}, or the length up to at least "
-                    f"{max(params[n] for n in LENGTH_LIKE if n in params)}.")
+        st.error(f"{', '.join(too_long)} is larger than the length T = {length}: move it to "
+                 f"at most {length}, or the length up to at least "
+                 f"{max(params[n] for n in LENGTH_LIKE if n in params)}.")
         return
-    image, pairs = mask_view(pattern, length, tuple(sorted(params.items())))
-    right.image(image, width="content")
-    with left:
-        st.metric("attended pairs", f"{pairs:,}")
-        st.metric("of T² (sparsity)", f"{pairs / length**2:.2%}")
-        st.metric("dense causal pairs T(T+1)/2", f"{length * (length + 1) // 2:,}")
-        if pattern == "sliding window":
-            w = params["window"]
-            st.caption(f"Closed form w·T − w(w−1)/2 = {masks.sliding_window_pairs(length, w):,}")
+    figure, pairs, cell = mask_view(pattern, length, tuple(sorted(params.items())))
+    counts = st.columns(3)
+    counts[0].metric("attended pairs", f"{pairs:,}")
+    counts[1].metric("of T² (sparsity)", f"{pairs / length**2:.2%}")
+    counts[2].metric("dense causal pairs", f"{length * (length + 1) // 2:,}")
+    notes = ["Dense causal attention keeps T(T+1)/2 pairs."]
+    if pattern == "sliding window":
+        w = params["window"]
+        notes.append(f"Closed form of the window: w·T − w(w−1)/2 = "
+                     f"{masks.sliding_window_pairs(length, w):,}.")
+    if cell > 1:
+        notes.append(f"Each drawn cell holds {cell} × {cell} query-key pairs (T = {length:,} "
+                     f"drawn as {-(-length // cell)} cells a side): hover a cell for how many "
+                     "of them may attend.")
+    st.caption(" ".join(notes))
+    state.plot(figure, key="mask")
