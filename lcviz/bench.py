@@ -19,6 +19,10 @@ from lcviz.checkpoints import save_results
 BENCHMARKS = {
     "attention": ("lcviz.memory:benchmark",
                   "dense SDPA vs lcviz sliding-window / tiled vs compiled FlexAttention"),
+    "streaming": ("lcviz.streaming:benchmark",
+                  ("loss, CPU ms per token and KV entries of every cache policy (dense, window, "
+                   "re-computation, StreamingLLM, H2O, TOVA) at 1-16x the training length; "
+                   "StreamingLLM against re-computation at budgets 64-1024")),
     "ring": ("lcviz.ring:benchmark",
              ("ring attention over W gloo processes at T = 16384: error vs SDPA, peak MB per "
               "rank, largest lengths against dense")),

@@ -8,8 +8,6 @@ table, and tests/test_course.py fails when a topic lacks one of its parts.
     python -m lcviz.course          # print the README course map
 """
 
-import ast
-import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +48,10 @@ TOPICS = (
           "passkey retrieval and needle grids on trained tiny models"),
     Topic(7, "beacons", "Activation beacons",
           "activation-beacon compression: accuracy against compression ratio"),
+    Topic(8, "streaming", "Streaming and KV-cache eviction",
+          "attention sinks, StreamingLLM with rolling positions, H2O, TOVA, SnapKV and re-computation "
+          "at one budget: loss 8x past the training length, cost per token, strided evaluation, "
+          "passkey retrieval under a budget"),
     Topic(9, "ring", "Ring attention",
           "exact attention split over torch.distributed processes: log-sum-exp merge, causal "
           "layouts (contiguous, zigzag, striped), gradients and memory per rank"),
@@ -73,31 +75,6 @@ def course_map_markdown():
     rows += [f"| {t.number:02d} | `{t.notebook}` | **{t.title}** (`lcviz/{t.slug}.py`): "
              f"{t.summary} |" for t in TOPICS]
     return "\n".join(rows)
-
-
-def public_functions(package_dir):
-    """{function name: module stem} of the public top-level functions of the topic files in
-    `package_dir` (lcviz/plots or lcviz/checks), read from their source without importing them."""
-    names = {}
-    for path in sorted(Path(package_dir).glob("*.py")):
-        if path.stem == "__init__":
-            continue
-        for node in ast.parse(path.read_text()).body:
-            if isinstance(node, ast.FunctionDef) and not node.name.startswith("_"):
-                names[node.name] = path.stem
-    return names
-
-
-def lazy_package(package, init_file):
-    """(__getattr__, __dir__) for lcviz.plots and lcviz.checks: `plots.mask_heatmap` imports only
-    the topic file that defines it, so a notebook that draws masks does not depend on the rest."""
-    index = public_functions(Path(init_file).parent)
-
-    def attribute(name):
-        if name not in index:
-            raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        return getattr(importlib.import_module(f"{package}.{index[name]}"), name)
-    return attribute, lambda: sorted(index)
 
 
 if __name__ == "__main__":

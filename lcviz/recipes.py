@@ -70,4 +70,9 @@ RECIPES = {
                                 "activation beacons added to passkey-layout (2 layers), chunks "
                                 "of 16, a random ratio in (2, 4, 8, 16) per step, 800 steps",
                                 {"base": "passkey-layout", "steps": 800}),
+    # ---- 08 streaming: rope-charlm's recipe with a learnable sink token first in every window
+    "sink-charlm": Recipe("streaming", "lcviz.streaming:fit_sink_char_lm",
+                          "rope-charlm's recipe (RoPE, 2 layers, width 128, length 64, 700 steps) "
+                          "with a learnable sink token first in every training window",
+                          {"steps": 700}),
 }

@@ -36,6 +36,7 @@ Also here: attention-sink measurements, a model with a dedicated learnable sink 
 budget, and the streaming benchmark. Shapes: B batch, H heads, N cached entries, D head width.
 """
 
+import copy
 import math
 import time
 from dataclasses import dataclass, field
@@ -225,6 +226,13 @@ class LayerCache:
                 buffer[:, :, first:first + last] = buffer[:, :, self.n - last:self.n].clone()
         self.n = first + last
 
+    def copy(self):
+        """An independent copy (the buffers cloned)."""
+        other = copy.copy(self)
+        for name in self.names:
+            setattr(other, name, getattr(self, name).clone())
+        return other
+
     def keep_per_head(self, slots):
         """Keep slots (B, H, K), ascending along K, chosen per batch row and head."""
         count = slots.size(-1)
@@ -289,6 +297,16 @@ class StreamingDecoder:
                 config.rope_type, config.head_dim, config.rope_base, seq_len=config.block_size,
                 **config.rope_params)
             self._cos = self._sin = torch.empty(0, self.D, dtype=self.dtype)
+
+    def copy(self):
+        """An independent copy of the stream's state (same model and policy): stepping one does
+        not move the other."""
+        other = copy.copy(self)
+        other.caches = [cache.copy() for cache in self.caches]
+        other.window_rows = [list(rows) for rows in self.window_rows]
+        other.recent_tokens = list(self.recent_tokens)
+        other.kept, other.kv_entries = list(self.kept), list(self.kv_entries)
+        return other
 
     # -- RoPE tables with the model's own arithmetic (float32 angles, as lcviz.rope.apply_rope)
     def _table(self, length):
@@ -722,9 +740,10 @@ def band_mask(length, half_width):
 def retrieval_under_budget(model, prompts, tokenizer, policy, batch_size=64):
     """Stream passkey prompts (lcviz.passkey, one length) through `policy`, SnapKV compressing
     at the end of the prompt, then decode the key greedily over the ten digits, one token at a
-    time with the pruned cache. Returns {"answers": [str], "correct": [bool], "needle_seen":
-    [float]}: needle_seen is the fraction of (layer, head) caches in which the last prompt
-    token's query could still see every digit of the key's last mention."""
+    time with the pruned cache. Returns {"answers": [str], "correct": [bool], "digits_right":
+    [[bool] per digit], "needle_seen": [float]}: needle_seen is the fraction of (layer, head) caches in which the query of the
+    first answer digit (after the key's first digit was decoded; with one-digit keys, the last
+    prompt token's) could still see every digit of the key's last mention."""
     from lcviz.passkey import DIGITS
     if not prompts:
         raise ValueError("prompts must be a non-empty list of PasskeyPrompt")
@@ -742,20 +761,22 @@ def retrieval_under_budget(model, prompts, tokenizer, policy, batch_size=64):
         decoder = StreamingDecoder(model, policy, B, prompt_length=T, record=True)
         for t in range(T):
             logits = decoder.step(ids[:, t])
-        question = decoder.kept[-1]  # (L, B, H, n) what the last prompt token attended to
         digits = []
         for i in range(n):
             best = logits[:, digit_ids].argmax(-1)  # (B,)
             digits.append(best)
             if i + 1 < n:
                 logits = decoder.step(digit_ids[best])
+        answering = decoder.kept[min(T, len(decoder.kept) - 1)]  # (L, B, H, n) what the first
+        # answer query reads: for SnapKV the compressed cache (the prompt's last query saw all)
         digits = torch.stack(digits, dim=1)  # (B, n)
         answers += ["".join(DIGITS[d] for d in row) for row in digits.tolist()]
         for b, prompt in enumerate(chunk):
             last = torch.tensor(prompt.key_positions[n:])  # the last mention's digits
-            visible = (question[:, b, :, :, None] == last).any(-2).all(-1)  # (L, H)
+            visible = (answering[:, b, :, :, None] == last).any(-2).all(-1)  # (L, H)
             seen.append(visible.float().mean().item())
     return {"answers": answers, "correct": [a == p.key for a, p in zip(answers, prompts)],
+            "digits_right": [[x == y for x, y in zip(a, p.key)] for a, p in zip(answers, prompts)],
             "needle_seen": seen}
 
 
@@ -784,56 +805,109 @@ def comparison_policies(budget, n_sink=4):
             Policy("tova", budget), Policy("tova", budget, positions="cache")]
 
 
-def _median(values):
-    ordered = sorted(values)
-    return ordered[len(ordered) // 2]
+def step_clock():
+    """CPU seconds of this process (time.process_time): what a step costs in computation. On a
+    shared machine wall time also counts the time other processes held the core, which says
+    nothing about the policy; with torch.set_num_threads(1), CPU time is the wall time of the
+    same step on an idle core."""
+    return time.process_time()
 
 
-def benchmark(model="rope-charlm", multiples=(1, 2, 4, 8, 16), timing_window=48,
-              sweep_budgets=(64, 256, 1024), sweep_steps=48, plot=True):
-    """Per policy at the model's training length T: loss, ms per token and KV entries at stream
-    lengths multiples * T (each ms: the median step time over the timing_window steps before that
-    length), and, for StreamingLLM against re-computation, ms per token at larger budgets (cost
-    does not depend on what the weights learned). Returns the results dict that
-    `python -m lcviz.bench streaming` saves as data/bench-streaming.json; plot=True also writes
-    data/bench-streaming.png."""
+def _fastest(values):
+    """The fastest of several timed steps: other processes on the machine only ever add time to
+    a step, so the minimum is the steadiest estimate of its own cost on a shared machine."""
+    return min(values)
+
+
+def _lockstep(decoders, ids, marks=()):
+    """Feed ids (N,) to every decoder, token by token and decoder after decoder, so that any
+    change in the machine's load hits all of them alike. Returns per decoder (step seconds,
+    per-token NLL (N - 1,), {mark: a copy of the decoder after `mark` tokens})."""
+    seconds = [[] for _ in decoders]
+    logits = [[] for _ in decoders]
+    copies = [{} for _ in decoders]
+    for t in range(len(ids)):
+        for i, decoder in enumerate(decoders):
+            if t in marks:
+                copies[i][t] = decoder.copy()
+            start = step_clock()
+            out = decoder.step(ids[t:t + 1])
+            seconds[i].append(step_clock() - start)
+            logits[i].append(out[0])
+    return [(sec, F.cross_entropy(torch.stack(lg[:-1]), ids[1:], reduction="none"), cp)
+            for sec, lg, cp in zip(seconds, logits, copies)]
+
+
+def _round_robin(decoders, tokens):
+    """Time one step of every decoder in turn, len(tokens) times: each decoder's steps are
+    spread over the same stretch of wall time. tokens (n,); returns seconds per decoder."""
+    seconds = [[] for _ in decoders]
+    for token in tokens:
+        for i, decoder in enumerate(decoders):
+            start = step_clock()
+            decoder.step(token[None])
+            seconds[i].append(step_clock() - start)
+    return seconds
+
+
+def benchmark(model="rope-charlm", multiples=(1, 2, 4, 8, 16), timing_window=64,
+              sweep_budgets=(64, 256, 1024), sweep_steps=64, plot=True):
+    """_benchmark on one torch thread (so that a step's CPU time is its time on one core); the
+    caller's thread count is restored afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _benchmark(model, multiples, timing_window, sweep_budgets, sweep_steps, plot)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _benchmark(model, multiples, timing_window, sweep_budgets, sweep_steps, plot):
+    """Per policy at the model's training length T: loss, CPU ms per token and KV entries at stream
+    lengths multiples * T, and, for StreamingLLM against re-computation, ms per token at larger
+    budgets (cost does not depend on what the weights learned). Losses come from one pass of all
+    policies over the stream in lockstep; ms per token at length L is the fastest of
+    timing_window steps taken from a copy of the decoder at L, all (policy, length) copies
+    stepped in turn. Returns the results dict that `python -m lcviz.bench streaming` saves as
+    data/bench-streaming.json; plot=True also writes data/bench-streaming.png."""
     from lcviz.checkpoints import DATA_DIR, load_checkpoint
     net, _ = load_checkpoint(model)
     T = net.config.block_size
     lengths = [m * T for m in multiples]
-    ids = held_out_stream(max(lengths) + 1)
+    ids = held_out_stream(max(lengths) + timing_window)
+    policies = comparison_policies(T)
+    decoders = [StreamingDecoder(net, policy) for policy in policies]
+    marks = {L - 1 for L in lengths}  # a copy of every decoder just before its L-th token
+    passes = _lockstep(decoders, ids[:max(lengths)], marks)
+    # timing: from each copy, timing_window more steps; every (policy, length) in turn, so a
+    # change of the machine's load cannot pass for a change of cost with the stream length
+    snapshots = [copies[L - 1] for _, _, copies in passes for L in lengths]
+    seconds = _round_robin(snapshots, ids[max(lengths):max(lengths) + timing_window])
     rows = []
-    for policy in comparison_policies(T):
-        result = stream(net, ids[:max(lengths)], policy, timed=True)
-        nll = result.nll[0]
+    for i, (policy, decoder, (_, nll, _)) in enumerate(zip(policies, decoders, passes)):
+        mine = seconds[i * len(lengths):(i + 1) * len(lengths)]
         rows.append({"name": policy.name, "label": policy.label, "positions": policy.positions,
                      "budget": policy.budget,
                      "loss": [nll[:L - 1].mean().item() for L in lengths],
-                     "ms_per_token": [1000 * _median(result.seconds[max(0, L - timing_window):L])
-                                      for L in lengths],
-                     "kv_entries": [result.kv_entries[L - 1] for L in lengths]})
+                     "ms_per_token": [1000 * _fastest(sec) for sec in mine],
+                     "kv_entries": [decoder.kv_entries[L - 1] for L in lengths]})
     sweep = {"budgets": list(sweep_budgets), "sink_ms": [], "recompute_ms": []}
     for budget in sweep_budgets:
-        text = held_out_stream(budget + sweep_steps + 1)
-        for name, key in (("sink", "sink_ms"), ("recompute", "recompute_ms")):
-            policy = Policy(name, budget, n_sink=4 if name == "sink" else 0)
-            decoder = StreamingDecoder(net, policy)
-            for t in range(budget):  # fill the cache (recompute: its window) first
-                decoder.step(text[t:t + 1])
-            seconds = []
-            for t in range(budget, budget + sweep_steps):
-                start = time.perf_counter()
-                decoder.step(text[t:t + 1])
-                seconds.append(time.perf_counter() - start)
-            sweep[key].append(1000 * _median(seconds))
+        text = held_out_stream(budget + sweep_steps)
+        pair = [StreamingDecoder(net, Policy("sink", budget, n_sink=4)),
+                StreamingDecoder(net, Policy("recompute", budget))]
+        (sink_s, _, _), (recompute_s, _, _) = _lockstep(pair, text)
+        sweep["sink_ms"].append(1000 * _fastest(sink_s[budget:]))  # once the cache is full
+        sweep["recompute_ms"].append(1000 * _fastest(recompute_s[budget:]))
     sweep["speedup"] = [r / s for r, s in zip(sweep["recompute_ms"], sweep["sink_ms"])]
     by = {(r["name"], r["positions"]): r for r in rows}
     sink, recompute = by[("sink", "cache")], by[("recompute", "cache")]
     at = lengths.index(8 * T) if 8 * T in lengths else len(lengths) - 1
     results = {
         "model": model, "training_length": T, "budget": T, "lengths": lengths,
-        "timing_window": timing_window, "threads": torch.get_num_threads(), "policies": rows,
-        "budget_sweep": sweep,
+        "timing_window": timing_window, "timing": ("process CPU time (time.process_time), fastest of timing_window steps; "
+                                            "(policy, length) copies stepped in turn"),
+        "threads": torch.get_num_threads(), "policies": rows, "budget_sweep": sweep,
         "summary": {
             "sink_time_last_over_first": sink["ms_per_token"][-1] / sink["ms_per_token"][0],
             "length_for_comparison": lengths[at],

@@ -16,7 +16,6 @@ import time
 import torch
 
 from lcviz.checkpoints import DATA_DIR, save_checkpoint
-from lcviz.recipes import RECIPES
 from lcviz.validate import check_float, check_int
 
 
@@ -67,6 +66,8 @@ def recipe_function(recipe):
 
 def run_recipe(name, seed=0, data_dir=DATA_DIR):
     """Train recipe `name`, record its wall time, save the checkpoint; returns the metrics."""
+    from lcviz.recipes import RECIPES  # here, not at the top: a notebook that only calls
+    # train_loop must not depend on (and go stale with) the table of every recipe
     if name not in RECIPES:
         raise ValueError(f"unknown recipe {name!r}; choose one of {sorted(RECIPES)}")
     start = time.perf_counter()
@@ -84,6 +85,7 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--list", action="store_true", help="list the recipes and exit")
     args = parser.parse_args(argv)
+    from lcviz.recipes import RECIPES
     if args.list or not args.recipes:
         for name, recipe in RECIPES.items():
             print(f"{name:24s} [{recipe.topic}] {recipe.description}")

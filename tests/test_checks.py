@@ -143,7 +143,7 @@ def test_topic_02_to_04_checkers_pass_the_reference_and_fail_typical_mistakes():
 def test_every_checker_of_the_course_is_tested():
     from pathlib import Path
 
-    from lcviz.course import public_functions
+    from lcviz.lazy import public_functions
     tests = "".join(p.read_text() for p in Path(__file__).parent.glob("test_*.py"))
     checkers = [n for n in public_functions(Path(checks.__file__).parent) if n.startswith("check_")]
     assert len(checkers) >= 16

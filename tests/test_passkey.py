@@ -175,12 +175,11 @@ def test_passkey_checkpoints_reproduce_their_recorded_accuracy():
     of slack: a near-tie argmax may flip under another CPU's float rounding). Content models are
     re-measured on their first recorded cells (the prompts are drawn in order, so the first
     length's prompts do not depend on the rest)."""
-    from test_train import trained_recipes
 
     from lcviz.checkpoints import load_checkpoint
     from lcviz.passkey import PASSKEY_EVAL, full_attention_metrics, passkey_metrics, window_metrics
     from lcviz.recipes import RECIPES
-    for name in [n for n in trained_recipes() if RECIPES[n].topic == "passkey"]:
+    for name in [n for n in RECIPES if RECIPES[n].topic == "passkey"]:
         model, info = load_checkpoint(name)
         recorded = info["metrics"]
         if name.startswith("passkey-layout"):

@@ -59,18 +59,8 @@ def test_cli_lists_recipes_and_rejects_unknown(capsys):
         main(["no-such-recipe"])
 
 
-# recipes whose checkpoints are still to be trained (the rest of the sliding-window passkey grid)
-PENDING = {"passkey-w16-l4", "passkey-w32-l4", "passkey-w64-l2", "passkey-w64-l4"}
-
-
-def trained_recipes():
-    """The recipes with a checkpoint in data/: all of them but PENDING."""
-    from lcviz.checkpoints import checkpoint_paths
-    return [name for name in RECIPES if name not in PENDING or checkpoint_paths(name)[0].exists()]
-
-
 def test_every_recipe_has_a_checkpoint_that_loads():
-    for name in trained_recipes():
+    for name in RECIPES:
         _, info = load_checkpoint(name)
         assert info["recipe"] == name and info["metrics"]["train_seconds"] > 0
 

@@ -64,6 +64,17 @@ SCENES = [
     ("Passkey: the same model, filler shuffled", "passkey",
      {"model": "passkey-layout", "filler": "random sentences", "depth": 50, "seed": 1}),
     ("Beacons: chunk 4, ratio 2", "beacons", {"length": 16, "chunk": 4, "ratio": 2}),
+    ("Streaming: the first token leaves", "streaming",
+     {"model": "sink-charlm", "policy": "window", "budget": 64, "position": 192,
+      "view": "loss minus re-computation"}),
+    ("Streaming: sinks fix it", "streaming",
+     {"model": "sink-charlm", "policy": "sink", "budget": 64, "sinks": 1, "position": 192,
+      "view": "loss minus re-computation"}),
+    ("Streaming: dense attention past its length", "streaming",
+     {"model": "rope-charlm", "policy": "full", "position": 640, "view": "loss"}),
+    ("Streaming: absolute positions break the sinks", "streaming",
+     {"model": "rope-charlm", "policy": "sink", "budget": 64, "sinks": 4,
+      "positions": "original", "position": 640, "view": "loss"}),
 ]
 SCENES = [scene for scene in SCENES  # a passkey scene needs its checkpoint in data/
           if scene[1] != "passkey" or (scene[2]["model"] and checkpoint_paths(scene[2]["model"])[0].exists())]

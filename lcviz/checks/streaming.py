@@ -75,12 +75,11 @@ def check_needle_prediction(fn):
     NEEDLE_SETUP can still see the token at position `needle` under that policy (budget 32),
     False if it was evicted. Each policy is one case; the truth is measured with
     lcviz.streaming.stream."""
-    truth = {name: needle_kept(name) for name in NEEDLE_POLICIES}
-    cases = [{"policy": name} for name in NEEDLE_POLICIES]
+    cases = [{"policy": name} for name in NEEDLE_POLICIES]  # truth measured only once asked
 
     def compare(got, want):
         if not isinstance(got, bool):
             return f"expected True or False, got {got!r}"
         return None if got == want else (f"predicted {'kept' if got else 'evicted'}, measured "
                                          f"{'kept' if want else 'evicted'}")
-    return run_check("needle_prediction", fn, cases, lambda policy: truth[policy], compare)
+    return run_check("needle_prediction", fn, cases, needle_kept, compare)

@@ -3,6 +3,6 @@
 `from lcviz import plots; plots.<name>(...)` imports only the topic file that defines <name>.
 """
 
-from lcviz.course import lazy_package
+from lcviz.lazy import lazy_package
 
 __getattr__, __dir__ = lazy_package(__name__, __file__)

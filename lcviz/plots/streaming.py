@@ -22,14 +22,14 @@ def _style(ax, title, xlabel, ylabel):
 
 def colour(label):
     """A policy's colour from its name or label ('sink', 'StreamingLLM (sinks) 4+60' ...)."""
+    titles = {"dense": "full", "window with": "recompute", "window": "window",
+              "StreamingLLM": "sink", "H2O": "h2o", "SnapKV": "snapkv", "TOVA": "tova"}
+    for start, name in titles.items():  # titles first: "window with ..." is not "window"
+        if label.startswith(start):
+            return POLICY_COLOURS[name]
     for name, value in POLICY_COLOURS.items():
         if label.startswith(name):
             return value
-    titles = {"dense": "full", "window with": "recompute", "window": "window",
-              "StreamingLLM": "sink", "H2O": "h2o", "SnapKV": "snapkv", "TOVA": "tova"}
-    for start, name in titles.items():
-        if label.startswith(start):
-            return POLICY_COLOURS[name]
     return "#333333"
 
 

@@ -12,6 +12,7 @@ from lcviz.checkpoints import load_checkpoint, load_info
 MODELS = ("rope-charlm", "sink-charlm")  # the second has a learnable sink token first
 STREAM = 640  # tokens streamed per setting (10x the models' training length of 64)
 BUCKET = 16   # loss curve: mean over this many tokens
+VIEWS = ("loss", "loss minus re-computation")
 
 
 @st.cache_resource(show_spinner=False)
@@ -73,6 +74,7 @@ def render():
         positions = state.choice("positions", "positions", list(streaming.POSITION_MODES),
                                  "cache", format_func=lambda p: f"{p} positions")
         position = state.int_slider("stream position (tokens read)", "position", 16, STREAM, 128)
+        view = state.choice("loss curve", "view", list(VIEWS), VIEWS[0])
     if policy_name == "sink" and sinks >= budget:
         right.error(f"{sinks} sinks leave no room in a budget of {budget}: StreamingLLM needs "
                     f"n_sink < budget. Move the sinks below {budget} or raise the budget.")
@@ -106,10 +108,20 @@ def render():
         state.plot(plots.kept_heatmap(grid[:position, :position], marks=marks,
                                       title=f"{policy.label}: what each step sees (layer 0, "
                                             f"head 0)"), key="kept")
-        curves = {policy.label: nll[:upto], "window with re-computation": recompute[:upto],
-                  "dense (full cache)": dense[:upto]}
-        state.plot(plots.stream_loss_plotly(curves, training_length, bucket=BUCKET),
-                   key="loss")
+        if view == VIEWS[0]:
+            curves = {policy.label: nll[:upto], "window with re-computation": recompute[:upto],
+                      "dense (full cache)": dense[:upto]}
+            fig = plots.stream_loss_plotly(curves, training_length, bucket=BUCKET)
+        else:  # the small differences a dense curve would hide (e.g. when the first token leaves)
+            fig = plots.stream_loss_plotly({policy.label: nll[:upto] - recompute[:upto]},
+                                           training_length, bucket=BUCKET,
+                                           title="Loss minus re-computation along the stream")
+            fig.update_yaxes(title_text=f"nats, mean of {BUCKET}")
+            fig.add_hline(y=0, line_color="black", line_width=1)
+            fig.add_vline(x=budget, line_dash="dash", line_color="#d62728",
+                          annotation_text="first token leaves", annotation_position="bottom right",
+                          annotation_font_size=15)
+        state.plot(fig, key="loss")
         info = load_info(name).get("metrics", {})
         if "val_loss" in info:
             st.caption(f"{name}: held-out loss {info['val_loss']:.3f} at its training length "
