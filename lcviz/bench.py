@@ -26,6 +26,12 @@ BENCHMARKS = {
     "ring": ("lcviz.ring:benchmark",
              ("ring attention over W gloo processes at T = 16384: error vs SDPA, peak MB per "
               "rank, largest lengths against dense")),
+    "subquadratic": ("lcviz.subquadratic:benchmark",
+                     ("forward time / peak memory against length, per-token decode time (recurrent "
+                      "forms against a KV cache), MQAR recall against pairs at equal state sizes")),
+    "recurrent": ("lcviz.recurrent:benchmark",
+                  ("memory retrieval error against pairs / d_k, passkey by gap of the recurrent-* "
+                   "models, time per token while reading 8192 tokens")),
     "context": ("lcviz.context:benchmark",
                 ("fact survival, stale-only rate, tokens and time per turn of each context policy "
                  "(seeded chats of 20-500 turns); strided document chunks")),

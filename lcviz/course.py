@@ -55,6 +55,13 @@ TOPICS = (
     Topic(9, "ring", "Ring attention",
           "exact attention split over torch.distributed processes: log-sum-exp merge, causal "
           "layouts (contiguous, zigzag, striped), gradients and memory per rank"),
+    Topic(10, "subquadratic", "Sub-quadratic attention",
+          "two-level hierarchical attention (= dense block-mean keys), linear attention in four "
+          "forms, a selective scan (Mamba) and retention; cost against length, and MQAR recall "
+          "against the number of pairs at equal state sizes"),
+    Topic(11, "recurrent", "Recurrent memory across segments",
+          "Transformer-XL's segment cache and Infini-attention's compressive memory (linear and "
+          "delta rules): retrieval error without training, passkey across segments, compressions"),
     Topic(13, "context", "Adaptive context management",
           "last-k, token buffer, counted and uncounted summary buffers, MemGPT memory pressure and "
           "BM25 retrieval in a token budget: which planted facts survive 20-500 turns"),

@@ -75,4 +75,14 @@ RECIPES = {
                           "rope-charlm's recipe (RoPE, 2 layers, width 128, length 64, 700 steps) "
                           "with a learnable sink token first in every training window",
                           {"steps": 700}),
+    # ---- 11 recurrent memory: segment passkey, segments of 16, 1-8 per prompt, 2 layers, width 64
+    **{f"recurrent-{kind}": Recipe(
+        "recurrent", "lcviz.recurrent:fit_recurrent",
+        f"segment passkey (16-token segments, up to 8), 2 layers, width 64: {label}",
+        {"memory": kind, "steps": 800})
+       for kind, label in (("local", "attention inside the segment only"),
+                           ("xl", "Transformer-XL cache of the previous segment"),
+                           ("linear", "Infini-attention, linear rule"),
+                           ("delta", "Infini-attention, delta rule"),
+                           ("full", "full causal attention"))},
 }
