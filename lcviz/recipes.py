@@ -44,6 +44,12 @@ RECIPES = {
                            "64, random filler, lengths 64-256 ramped over the first half",
                            {"window": None, "n_layer": 2, "n_embd": 64, "n_head": 4, "steps": 800,
                             "lengths": (64, 256), "ramp": 0.5, "filler_weight": 1.0}),
+    # ---- (05) passkey-full read at 4x with PI or YaRN, fine-tuned briefly
+    **{f"passkey-full-{kind}-ft": Recipe(
+        "rope", "lcviz.rope:fit_passkey_rope_finetune",
+        f"passkey-full switched to {label} x4, fine-tuned 300 steps on random-filler prompts of "
+        "256-1024 tokens", {"rope_type": kind, "factor": 4, "steps": 300})
+       for kind, label in (("linear", "position interpolation"), ("yarn", "YaRN"))},
     **{f"passkey-w{w}-l{layers}": Recipe(
         "passkey", "lcviz.passkey:fit_passkey_content",
         f"passkey-full with a sliding window {w} ({layers} layers), fine-tuned 300 steps on "

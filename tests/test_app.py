@@ -544,3 +544,10 @@ def test_receptive_page_never_crashes(pattern, length, window, layers):
     at = run_app(page="receptive", pattern=pattern, length=length, window=window, layers=layers)
     assert not at.exception
     assert bool(at.error) == (window > length)
+
+
+def test_the_length_slider_reaches_four_times_every_models_training_length():
+    from lcviz.app.pages.passkey import trained_lengths
+    at = run_app(page="passkey")
+    longest = max(trained_lengths(name)[1] for name in passkey_models())
+    assert at.slider(key="length").max >= 4 * longest

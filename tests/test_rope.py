@@ -179,3 +179,19 @@ def test_loss_by_position_and_rope_scaling_switch_a_model_between_methods():
         assert scaled.config.rope_type == kind
         assert torch.isfinite(loss_by_position(scaled, ids, 64, batch_size=2, batches=1)).all()
 
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["passkey-full-linear-ft", "passkey-full-yarn-ft"])
+def test_passkey_finetunes_reproduce_their_recorded_accuracy(name):
+    """The recorded 2x-length cell, re-measured on the same held-out prompts (one prompt of
+    slack for a near-tie argmax under another CPU's rounding)."""
+    from lcviz.checkpoints import load_checkpoint
+    from lcviz.passkey import CONTENT_EVAL_SEED, key_hits, passkey_tokenizer, random_passkeys
+    model, info = load_checkpoint(name)
+    metrics = info["metrics"]
+    length = 2 * metrics["original_length"]
+    cell = metrics["key_by_length"][str(length)]
+    prompts = random_passkeys(cell["n"], length,
+                              torch.Generator().manual_seed(CONTENT_EVAL_SEED + length))
+    assert abs(sum(key_hits(model, prompts, passkey_tokenizer())) - cell["k"]) <= 1

@@ -15,7 +15,9 @@ from lcviz.receptive import window_receptive_field
 from lcviz.recipes import RECIPES
 
 PASSKEY_RECIPES = [name for name, recipe in RECIPES.items() if recipe.topic == "passkey"]
-MAX_LENGTH = 4 * PASSKEY_LENGTH  # beyond the training length, to show what breaks
+# 4x the longest training prompt of any passkey recipe: far enough past it to show what breaks
+MAX_LENGTH = 4 * max([PASSKEY_LENGTH] + [max(recipe.settings.get("lengths") or (PASSKEY_LENGTH,))
+                                         for recipe in RECIPES.values() if recipe.topic == "passkey"])
 GRID_DEPTHS = (0.0, 0.25, 0.5, 0.75, 1.0)
 GRID_PER_CELL = 8
 FILLERS = {"random sentences": "random", "fixed layout (Landmark)": "layout"}
