@@ -158,6 +158,29 @@ ATTENTION_METHODS = ("dense SDPA", "lcviz sliding window", "lcviz tiled", "flex 
 # and the bool-mask call forced onto PyTorch's unfused "math" kernel.
 DENSE_VARIANTS = ("dense SDPA, float mask", "dense SDPA, math kernel")
 
+# The end of a child-process script that measures `run()` (defined above it, with `repeats` and a
+# dict `extra` of more fields): peak resident memory above the baseline (VmHWM, reset through
+# /proc/self/clear_refs just before the first run) and the median time of `repeats` more runs,
+# printed as one JSON line. lcviz.subquadratic measures its forward passes with it too.
+PEAK_AND_TIME_CHILD = """
+def status(field):
+    return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith(field)) / 1024
+with torch.no_grad():
+    baseline = status("VmRSS:")
+    open("/proc/self/clear_refs", "w").write("5")  # reset the peak (VmHWM) to the current RSS
+    start = time.perf_counter()
+    run()
+    first = time.perf_counter() - start
+    peak = status("VmHWM:") - baseline
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+print(json.dumps({"seconds": sorted(times)[len(times) // 2], "first_seconds": first,
+                  "peak_mb": peak, **extra}))
+"""
+
 # Runs in a fresh child process per (method, T), so each peak is its own: the kernel's VmHWM
 # (peak resident memory) is reset just before the forward pass and read just after.
 _ATTENTION_CHILD = """
@@ -195,23 +218,8 @@ else:
     compiled(q, k, v, block_mask=block_mask)
     compile_seconds = time.perf_counter() - start
     run = lambda: compiled(q, k, v, block_mask=block_mask)
-def status(field):
-    return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith(field)) / 1024
-with torch.no_grad():
-    baseline = status("VmRSS:")
-    open("/proc/self/clear_refs", "w").write("5")  # reset the peak (VmHWM) to the current RSS
-    start = time.perf_counter()
-    run()
-    first = time.perf_counter() - start
-    peak = status("VmHWM:") - baseline
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-print(json.dumps({"seconds": sorted(times)[len(times) // 2], "first_seconds": first,
-                  "peak_mb": peak, "compile_seconds": compile_seconds}))
-"""
+extra = {"compile_seconds": compile_seconds}
+""" + PEAK_AND_TIME_CHILD
 
 
 def measure_attention(method, length, window=256, batch=1, heads=4, head_dim=64, repeats=3):

@@ -25,6 +25,7 @@ from lcviz import seed_everything
 from lcviz.checkpoints import load_checkpoint
 from lcviz.model import IGNORE_INDEX, ModelConfig, TinyTransformer
 from lcviz.receptive import window_receptive_field
+from lcviz.rope import rope_scaling
 from lcviz.stats import wilson_interval
 from lcviz.tokenize import WordTokenizer, split_words
 from lcviz.train import train_loop
@@ -567,3 +568,34 @@ def fit_passkey_content(seed=0, window=None, n_layer=2, n_embd=64, n_head=4, ste
     else:
         metrics = window_metrics(model, longest, n=eval_n)
     return model, {**metrics, "history": history}
+
+
+def fit_rope_finetune_content(seed=0, rope_type="linear", factor=4, steps=300, lr=1e-3,
+                              batch_size=16, eval_n=100):
+    """Recipes passkey-full-*-ft (notebook 05): the content-trained passkey-full (prompts of
+    64-256 tokens) switched to `rope_type` at `factor`, fine-tuned on random-filler prompts of
+    256..factor*256 tokens — the PI paper's passkey experiment (Chen et al. 2023, arXiv 2306.15595, section 3.3:
+    after a short fine-tune, retrieval works up to the new length). Records whole-key hits at
+    1x, 2x and factor x the original length on held-out prompts."""
+    check_int("factor", factor, minimum=2)
+    seed_everything(seed)
+    base, info = load_checkpoint("passkey-full")
+    original = max(info["metrics"]["settings"]["lengths"])
+    longest = factor * original
+    model = base.with_config(block_size=longest + 8,
+                             **rope_scaling(rope_type, float(factor), original)).train()
+    tokenizer = passkey_tokenizer()
+    generator = torch.Generator().manual_seed(seed)
+
+    def batch(step):
+        length = int(torch.randint(original, longest + 1, (1,), generator=generator))
+        return content_batch(batch_size, length, tokenizer, generator)
+    history = train_loop(RetrievalLoss(model), batch, steps, lr=lr, warmup=10)
+    model.eval()
+    by_length = {}
+    for length in (original, 2 * original, longest):
+        prompts = random_passkeys(eval_n, length, torch.Generator().manual_seed(
+            CONTENT_EVAL_SEED + length))
+        by_length[str(length)] = rate_cell(key_hits(model, prompts, tokenizer))
+    return model, {"key_by_length": by_length, "original_length": original, "factor": factor,
+                   "history": history}

@@ -46,7 +46,7 @@ RECIPES = {
                             "lengths": (64, 256), "ramp": 0.5, "filler_weight": 1.0}),
     # ---- (05) passkey-full read at 4x with PI or YaRN, fine-tuned briefly
     **{f"passkey-full-{kind}-ft": Recipe(
-        "rope", "lcviz.rope:fit_passkey_rope_finetune",
+        "passkey", "lcviz.passkey:fit_rope_finetune_content",
         f"passkey-full switched to {label} x4, fine-tuned 300 steps on random-filler prompts of "
         "256-1024 tokens", {"rope_type": kind, "factor": 4, "steps": 300})
        for kind, label in (("linear", "position interpolation"), ("yarn", "YaRN"))},

@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lcviz import rope, seed_everything
-from lcviz.model import MLP, ModelConfig
+from lcviz.model import MLP, ModelConfig, TinyTransformer
 from lcviz.stats import wilson_interval
 from lcviz.validate import check_choice, check_float, check_int
 
@@ -498,14 +498,7 @@ class RecurrentTransformer(nn.Module):
         self.ln_f = nn.LayerNorm(config.n_embd)
         self.head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         self.head.weight = self.tok_emb.weight
-        self.apply(self._init_weights)
-
-    @staticmethod
-    def _init_weights(module):
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            nn.init.zeros_(module.bias)
+        self.apply(TinyTransformer._init_weights)  # the same initialisation as the tiny model
 
     def num_parameters(self):
         return sum(p.numel() for p in self.parameters())

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lcviz.memory import PEAK_AND_TIME_CHILD
 from lcviz.stats import wilson_interval
 from lcviz.validate import check_choice, check_float, check_int
 
@@ -962,23 +963,8 @@ runs = {
     "linear, chunked (C = 64)": lambda: sq.linear_attention_chunked(q, k, v, 64),
 }
 run = runs[method]
-def status(field):
-    return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith(field)) / 1024
-with torch.no_grad():
-    baseline = status("VmRSS:")
-    open("/proc/self/clear_refs", "w").write("5")
-    start = time.perf_counter()
-    run()
-    first = time.perf_counter() - start
-    peak = status("VmHWM:") - baseline
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-print(json.dumps({"seconds": sorted(times)[len(times) // 2], "first_seconds": first,
-                  "peak_mb": peak}))
-"""
+extra = {}
+""" + PEAK_AND_TIME_CHILD
 
 
 def measure_forward(method, length, batch=1, heads=4, head_dim=64, repeats=3, timeout=900):
