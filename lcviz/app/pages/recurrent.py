@@ -8,6 +8,7 @@ import streamlit as st
 from lcviz import plots, recurrent
 from lcviz.app import state
 from lcviz.checkpoints import load_info
+from lcviz.plots.recurrent import KIND_LABELS
 
 READS = {"normalised (eq. 3)": True, "M only": False}
 HEADS, WIDTH = 4, 64  # the width of the state-size table (the trained models' config)
@@ -60,11 +61,12 @@ def render():
         d_k = state.option_slider("d_k = d_v (memory per head)", "dk", [8, 16, 32, 64, 128], 32)
     reach = min(length - 1, recurrent.xl_reach_distance(layers, segment, segment - 1))
     with left:
-        st.metric("Transformer-XL reach of a segment's last token", f"{reach:,} tokens",
-                  delta=f"{layers} × {segment} + {segment - 1}", delta_color="off")
+        st.metric("Transformer-XL reach of a segment's last token", f"{reach:,} tokens")
+        st.caption(f"layers × segment + position in the segment = {layers} × {segment} + "
+                   f"{segment - 1}, at most the {length - 1:,} tokens before it")
         st.markdown(f"**Numbers kept per layer** after {length:,} tokens (width {WIDTH}, "
                     f"{HEADS} heads of d_k = {d_k}):")
-        st.table({"model": [plots.recurrent.KIND_LABELS[k] for k in recurrent.MEMORY_KINDS],
+        st.table({"model": [KIND_LABELS[k] for k in recurrent.MEMORY_KINDS],
                   "state": [f"{state_numbers(k, length, segment, d_k):,}"
                             for k in recurrent.MEMORY_KINDS]})
         st.caption("Infini keeps a d_k × d_v matrix and a normaliser per head whatever the "
