@@ -134,11 +134,9 @@ def streamlit_server(*options, timeout=90):
     try:
         deadline = time.monotonic() + timeout
         while True:
-            try:
+            with contextlib.suppress(OSError):  # not listening yet
                 if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
                     break
-            except OSError:
-                pass
             if server.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"streamlit did not answer on {url} within {timeout} s")
             time.sleep(0.3)
