@@ -12,6 +12,7 @@ README read measured numbers instead of typed ones.
 
 import argparse
 import importlib
+import inspect
 
 from lcviz.checkpoints import save_results
 
@@ -27,11 +28,17 @@ BENCHMARKS = {
              ("ring attention over W gloo processes at T = 16384: error vs SDPA, peak MB per "
               "rank, largest lengths against dense")),
     "subquadratic": ("lcviz.subquadratic:benchmark",
-                     ("forward time / peak memory against length, per-token decode time (recurrent "
-                      "forms against a KV cache), MQAR recall against pairs at equal state sizes")),
+                     ("forward time / peak memory against length (to 8,192), per-token decode "
+                      "time (recurrent forms against a KV cache), MQAR recall against pairs at "
+                      "equal state sizes, passkey accuracy by key distance; figures "
+                      "data/bench-subquadratic-<part>.png")),
     "recurrent": ("lcviz.recurrent:benchmark",
                   ("memory retrieval error against pairs / d_k, passkey by gap of the recurrent-* "
                    "models, time per token while reading 8192 tokens")),
+    "beacons": ("lcviz.beacons:benchmark",
+                ("passkey accuracy at equal KV entries: beacons per ratio against the trained "
+                 "window, recent entries, H2O, TOVA, SnapKV and full attention, by key distance; "
+                 "beyond the training length; by the key's offset in its chunk (--quick: n=10)")),
     "context": ("lcviz.context:benchmark",
                 ("fact survival, stale-only rate, tokens and time per turn of each context policy "
                  "(seeded chats of 20-500 turns); strided document chunks")),
@@ -48,6 +55,10 @@ def run(name, **options):
     target, _ = BENCHMARKS[name]
     module, function = target.split(":")
     fn = getattr(importlib.import_module(module), function)
+    unknown = set(options) - set(inspect.signature(fn).parameters)
+    if unknown:
+        raise ValueError(f"benchmark {name!r} takes no option {sorted(unknown)}; its options: "
+                         f"{sorted(inspect.signature(fn).parameters) or 'none'}")
     return save_results(name, fn(**options))
 
 
@@ -57,6 +68,8 @@ def main(argv=None):
     parser.add_argument("names", nargs="*", help="benchmark names, or 'all'")
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     parser.add_argument("--lengths", type=int, nargs="+", help="sequence lengths (attention)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a few prompts per cell (seconds), for benchmarks that offer it")
     parser.add_argument("--browser", action="store_true",
                         help="app: measure in chromium (app-browser) instead of AppTest")
     args = parser.parse_args(argv)
@@ -72,6 +85,8 @@ def main(argv=None):
         parser.error(f"unknown benchmark(s) {unknown}; choose from {sorted(BENCHMARKS)} or 'all'")
     for name in names:
         options = {"lengths": args.lengths} if name == "attention" and args.lengths else {}
+        if args.quick:
+            options["quick"] = True
         print(f"{name}: {run(name, **options)}", flush=True)
     return 0
 

@@ -47,7 +47,8 @@ TOPICS = (
     Topic(6, "passkey", "Passkey retrieval",
           "passkey retrieval and needle grids on trained tiny models"),
     Topic(7, "beacons", "Activation beacons",
-          "activation-beacon compression: accuracy against compression ratio"),
+          "activation beacons (stepwise condensing, one model for every ratio) against a trained "
+          "window, H2O, TOVA and SnapKV at equal KV budget, by key distance; where beacons fail"),
     Topic(8, "streaming", "Streaming and KV-cache eviction",
           "attention sinks, StreamingLLM with rolling positions, H2O, TOVA, SnapKV and re-computation "
           "at one budget: loss 8x past the training length, cost per token, strided evaluation, "
@@ -57,8 +58,9 @@ TOPICS = (
           "layouts (contiguous, zigzag, striped), gradients and memory per rank"),
     Topic(10, "subquadratic", "Sub-quadratic attention",
           "two-level hierarchical attention (= dense block-mean keys), linear attention in four "
-          "forms, a selective scan (Mamba) and retention; cost against length, and MQAR recall "
-          "against the number of pairs at equal state sizes"),
+          "forms, a selective scan (Mamba) and retention; cost against length (to 8,192 tokens), "
+          "MQAR recall against the number of pairs at equal state sizes, and passkey retrieval by "
+          "key distance"),
     Topic(11, "recurrent", "Recurrent memory across segments",
           "Transformer-XL's segment cache and Infini-attention's compressive memory (linear and "
           "delta rules): retrieval error without training, passkey across segments, compressions"),

@@ -6,6 +6,14 @@ recipes that start from it."""
 
 from dataclasses import dataclass, field
 
+from lcviz.beacons import (
+    BEACON_BUDGETS,
+    BEACON_CHUNK,
+    BEACON_LENGTHS,
+    BEACON_RATIOS,
+    BEACON_RUNS,
+    EVAL_LENGTH,
+)
 from lcviz.receptive import window_receptive_field
 
 # (window, layers, shortest, longest training length) of the sliding-window passkey models
@@ -67,15 +75,35 @@ RECIPES = {
            "passkey-layout": (None, 2, 1300),
            "passkey-layout-w32-l2": (32, 2, 1200), "passkey-layout-w32-l4": (32, 4, 600),
            "passkey-layout-w64-l2": (64, 2, 1200), "passkey-layout-w64-l4": (64, 4, 600)}.items()},
-    # ---- 07 activation beacons on a trained passkey model (the same CPU time for both)
-    "beacon-passkey": Recipe("beacons", "lcviz.beacons:fit_beacons",
-                             "activation beacons added to passkey-layout-w32-l4 (4 layers), chunks "
-                             "of 16, a random ratio in (2, 4, 8, 16) per step, 400 steps",
-                             {"base": "passkey-layout-w32-l4", "steps": 400}),
-    "beacon-passkey-l2": Recipe("beacons", "lcviz.beacons:fit_beacons",
-                                "activation beacons added to passkey-layout (2 layers), chunks "
-                                "of 16, a random ratio in (2, 4, 8, 16) per step, 800 steps",
-                                {"base": "passkey-layout", "steps": 800}),
+    # ---- 07 activation beacons added to passkey-full (three runs), the paper's stepwise coverage
+    # against full coverage, and the sliding-window models whose window equals the beacons' KV
+    # budget at each ratio on EVAL_LENGTH-token prompts (the equal-budget comparison)
+    **{f"beacons-run{run}": Recipe(
+        "beacons", "lcviz.beacons:fit_beacons",
+        f"activation beacons added to passkey-full, chunks of {BEACON_CHUNK}, a ratio in "
+        f"{BEACON_RATIOS} and a length in {BEACON_LENGTHS} per step, 2500 steps (run {run})",
+        {"run": run, "steps": 2500}) for run in BEACON_RUNS},
+    # beacons-run0 trained 1000 steps, and one change each against that
+    "beacons-1000-steps": Recipe(
+        "beacons", "lcviz.beacons:fit_beacons", "beacons-run0 trained 1000 steps instead of 2500",
+        {"steps": 1000}),
+    "beacons-full-coverage": Recipe(
+        "beacons", "lcviz.beacons:fit_beacons",
+        "beacons-1000-steps with every beacon reading its whole chunk (not the paper's stepwise "
+        "expansion)", {"coverage": "full", "steps": 1000}),
+    "beacons-4-layers": Recipe(
+        "beacons", "lcviz.beacons:fit_beacons",
+        "beacons-1000-steps on passkey-full deepened to 4 layers (the 2 new blocks start as the "
+        "identity)", {"n_layer": 4, "steps": 1000}),
+    **{f"beacons-window-w{w}": Recipe(
+        "passkey", "lcviz.passkey:fit_passkey_content",
+        f"passkey-full with a sliding window {w} (2 layers; the beacons' KV budget at ratio {r} on "
+        f"{EVAL_LENGTH}-token prompts), fine-tuned 300 steps on lengths {BEACON_LENGTHS[0]}-"
+        f"{BEACON_LENGTHS[1]} with keys inside the receptive field",
+        {"window": w, "n_layer": 2, "steps": 300, "lengths": BEACON_LENGTHS, "ramp": 0,
+         "max_distance": window_receptive_field(w, 2) - 1, "base": "passkey-full", "lr": 2e-3,
+         "eval_n": 100})
+       for r, w in BEACON_BUDGETS.items()},
     # ---- 08 streaming: rope-charlm's recipe with a learnable sink token first in every window
     "sink-charlm": Recipe("streaming", "lcviz.streaming:fit_sink_char_lm",
                           "rope-charlm's recipe (RoPE, 2 layers, width 128, length 64, 700 steps) "

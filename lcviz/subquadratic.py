@@ -15,9 +15,10 @@ construction that computes the same numbers the slow way:
 
 The price of a fixed-size state is recall: the multi-query associative recall task (MQAR, Arora
 et al. 2023, "Zoology", arXiv 2312.04927) asks for values of keys seen earlier, and a state of S
-numbers can hold only so many pairs. `benchmark()` measures costs and recall at equal state sizes
-and returns the results that `python -m lcviz.bench subquadratic` saves to
-data/bench-subquadratic.json.
+numbers can hold only so many pairs. `benchmark()` measures costs, recall at equal state sizes and
+passkey retrieval (lcviz.passkey) by key distance, and returns the results that
+`python -m lcviz.bench subquadratic` saves to data/bench-subquadratic.json (figures:
+data/bench-subquadratic-<part>.png).
 
 Shapes: B batch, H heads, T time, D key/query dimension, M value dimension, N blocks.
 """
@@ -839,28 +840,51 @@ def recall_accuracy(model, pairs, n_examples=200, seed=1234, power_a=0.01):
     return correct, total
 
 
+def optimizer_groups(model, weight_decay):
+    """AdamW parameter groups: weight decay on the matrices of linear and embedding layers only;
+    none on biases, norms and convolutions, nor on a Mamba layer's A_log, D and Delta bias (the
+    reference implementation marks A_log and D `_no_weight_decay`: decaying A_log and the Delta
+    bias towards 0 pulls every channel towards one time scale, A = -1 and Delta = softplus(0))."""
+    check_float("weight_decay", weight_decay, minimum=0.0)
+    matrices = {id(m.weight) for m in model.modules() if isinstance(m, (nn.Linear, nn.Embedding))}
+    decay = [p for p in model.parameters() if id(p) in matrices]
+    rest = [p for p in model.parameters() if id(p) not in matrices]
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
+
+
+def cosine_scale(step, steps, warmup):
+    """Learning-rate factor: linear warm-up over `warmup` steps, then cosine decay to 0 at
+    `steps`."""
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
+
+
 def train_recall(config, lr, pairs=TRAIN_PAIRS, steps=600, batch=64, seed=0, eval_every=100,
-                 stop_at=0.99):
+                 stop_at=0.99, max_cpu_seconds=None):
     """Train a RecallModel on fresh MQAR batches (pairs: an int, or choices drawn per example),
-    AdamW with warm-up then cosine decay, and stop early once a check on 100 fresh examples
-    reaches `stop_at`. Returns (model, record: losses every 10 steps, checks, wall and CPU
-    seconds)."""
+    AdamW (weight decay on matrices only, see optimizer_groups) with warm-up then cosine decay,
+    and stop early once a check on 100 fresh examples reaches `stop_at`, or once the run has used
+    `max_cpu_seconds` of CPU time (None: no limit). Returns (model, record: losses every 10
+    steps, checks, wall and CPU seconds)."""
     check_float("lr", lr, greater_than=0.0)
     check_int("steps", steps, minimum=1)
+    if max_cpu_seconds is not None:
+        check_float("max_cpu_seconds", max_cpu_seconds, greater_than=0.0)
     pairs = check_int("pairs", pairs, minimum=1) if isinstance(pairs, int) else tuple(pairs)
     torch.manual_seed(seed)
     model = RecallModel(config)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.1)
+    optimizer = torch.optim.AdamW(optimizer_groups(model, 0.1), lr=lr)
     g = torch.Generator().manual_seed(seed + 1)
     warmup = max(1, steps // 20)
     losses, checks = [], []
     start, cpu_start = time.perf_counter(), time.process_time()
     for step in range(steps):
+        if max_cpu_seconds is not None and time.process_time() - cpu_start > max_cpu_seconds:
+            break
         model.train()
-        scale = (step + 1) / warmup if step < warmup else 0.5 * (
-            1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
         for group in optimizer.param_groups:
-            group["lr"] = lr * scale
+            group["lr"] = lr * cosine_scale(step, steps, warmup)
         if isinstance(pairs, int):
             x, y = mqar_batch(batch, config.length, pairs, config.vocab_size, g)
         else:
@@ -879,8 +903,8 @@ def train_recall(config, lr, pairs=TRAIN_PAIRS, steps=600, batch=64, seed=0, eva
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     model.eval()
     return model, {"lr": lr, "steps": steps, "steps_run": len(losses), "seconds": round(seconds, 1),
-                   "cpu_seconds": round(cpu_seconds, 1),
-                   "loss": [round(v, 4) for v in losses[::10]], "checks": checks}
+                   "cpu_seconds": round(cpu_seconds, 1), "max_cpu_seconds": max_cpu_seconds,
+                   "batch": batch, "loss": [round(v, 4) for v in losses[::10]], "checks": checks}
 
 
 def plateaued(losses, window=5, tolerance=0.05):
@@ -906,7 +930,8 @@ def run_converged(record, vocab_size):
 
 
 def recall_curve(mixer, state, lrs=(3e-3, 1e-2), steps=600, eval_pairs=(2, 4, 8, 16),
-                 train_pairs=TRAIN_PAIRS, n_examples=500, seed=0, **config):
+                 train_pairs=TRAIN_PAIRS, n_examples=500, seed=0, batch=64, max_cpu_seconds=None,
+                 **config):
     """Train one model on examples with 1..16 pairs at each learning rate in turn (stopping once
     one reaches 99% on the check), keep the best on a held-out check (Zoology reports the best
     learning rate too), and measure it at each number of pairs in `eval_pairs`: on `n_examples`
@@ -915,7 +940,8 @@ def recall_curve(mixer, state, lrs=(3e-3, 1e-2), steps=600, eval_pairs=(2, 4, 8,
     config = RecallConfig(mixer=mixer, state=state, **config)
     runs, best, best_model = [], None, None
     for lr in lrs:
-        model, record = train_recall(config, lr, pairs=train_pairs, steps=steps, seed=seed)
+        model, record = train_recall(config, lr, pairs=train_pairs, steps=steps, seed=seed,
+                                     batch=batch, max_cpu_seconds=max_cpu_seconds)
         check = recall_accuracy(model, train_pairs, n_examples=200, seed=4321)
         record["check_accuracy"] = round(check[0] / check[1], 4)
         record["converged"] = run_converged(record, config.vocab_size)
@@ -987,17 +1013,19 @@ def measure_forward(method, length, batch=1, heads=4, head_dim=64, repeats=3, ti
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def forward_costs(lengths=(1024, 2048, 4096), heads=4, head_dim=64, cumsum_max=4096):
+FORWARD_LENGTHS = (1024, 2048, 4096, 8192)
+
+
+def forward_costs(lengths=FORWARD_LENGTHS, heads=4, head_dim=64, timeout=900):
     """Measured forward time and peak memory of every method in FORWARD_METHODS against the
-    length (B = 1), with the scores each computes. The cumulative-sum form holds T x D x M numbers
-    per head: it is skipped above `cumsum_max` tokens (it would need gigabytes)."""
+    length (B = 1), with the scores each computes. Every method runs at every length; one that
+    cannot (out of memory, no result within `timeout` s) gets a row with the measured "error"
+    instead of a time."""
     rows = []
     for length in lengths:
         for method in FORWARD_METHODS:
-            if method == "linear, cumulative sum" and length > cumsum_max:
-                continue
-            row = {"method": method, "length": length, **measure_forward(method, length, 1, heads,
-                                                                         head_dim)}
+            row = {"method": method, "length": length,
+                   **measure_forward(method, length, 1, heads, head_dim, timeout=timeout)}
             if method.startswith("hierarchical"):
                 row["block"] = best_block(length)
                 row["scores"] = hierarchical_scores(length, row["block"])
@@ -1077,30 +1105,38 @@ RECALL_PAIRS = (2, 4, 8, 16)
 # (mixer, state): attention's KV cache grows with the length; the others hold state x width
 RECALL_MODELS = (("attention", 16), ("linear", 4), ("linear", 16), ("mamba", 4), ("mamba", 16))
 RECALL_LRS = (3e-3, 1e-2)  # tried in this order; the next only if the last did not reach 99%
-# training steps per learning rate: about a minute of one CPU core per run (a Mamba step, with
-# its sequential scan, costs several attention steps)
-RECALL_STEPS = {"attention": 600, "linear": 600, "mamba": 200}
+# training steps per learning rate and batch size: each run fits a minute of one CPU core (a
+# Mamba step, with its sequential scan, costs several attention steps: it gets half the batch)
+RECALL_STEPS = {"attention": 600, "linear": 600, "mamba": 350}
+RECALL_BATCH = {"attention": 64, "linear": 64, "mamba": 32}
+RECALL_CPU_SECONDS = 60.0  # a run stops here even if it has steps left (recorded: steps_run)
 
 
 def _recall_job(job):
     torch.set_num_threads(1)
-    mixer, state, lrs, steps = job
-    return recall_curve(mixer, state, lrs=lrs, steps=steps)
+    mixer, state, lrs, steps, batch, max_cpu_seconds = job
+    return recall_curve(mixer, state, lrs=lrs, steps=steps, batch=batch,
+                        max_cpu_seconds=max_cpu_seconds)
 
 
-def recall_sweep(models=RECALL_MODELS, lrs=RECALL_LRS, steps=RECALL_STEPS, workers=1):
+def recall_sweep(models=RECALL_MODELS, lrs=RECALL_LRS, steps=RECALL_STEPS, batch=RECALL_BATCH,
+                 max_cpu_seconds=RECALL_CPU_SECONDS, workers=1):
     """One recall curve per (mixer, state) (see recall_curve), `workers` at a time in separate
-    processes with one thread each. `steps`: training steps per learning rate, one number or a
-    dict {mixer: steps} (a Mamba step costs several times an attention step on a CPU).
-    Returns the list of model records."""
+    processes with one thread each. `steps`, `batch`: per learning rate, one number or a dict
+    {mixer: number} (a Mamba step costs several times an attention step on a CPU); every run
+    also stops after `max_cpu_seconds` of CPU time. Returns the list of model records."""
     check_int("workers", workers, minimum=1)
     if not isinstance(steps, dict):
         steps = {mixer: steps for mixer, _ in models}
-    for mixer, _ in models:
-        if mixer not in steps:
-            raise ValueError(f"steps names no budget for mixer {mixer!r}; got {steps}")
-        check_int(f"steps[{mixer!r}]", steps[mixer], minimum=1)
-    jobs = [(mixer, state, tuple(lrs), steps[mixer]) for mixer, state in models]
+    if not isinstance(batch, dict):
+        batch = {mixer: batch for mixer, _ in models}
+    for name, table in (("steps", steps), ("batch", batch)):
+        for mixer, _ in models:
+            if mixer not in table:
+                raise ValueError(f"{name} names no budget for mixer {mixer!r}; got {table}")
+            check_int(f"{name}[{mixer!r}]", table[mixer], minimum=1)
+    jobs = [(mixer, state, tuple(lrs), steps[mixer], batch[mixer], max_cpu_seconds)
+            for mixer, state in models]
     if workers == 1:
         return [_recall_job(job) for job in jobs]
     import multiprocessing
@@ -1108,12 +1144,139 @@ def recall_sweep(models=RECALL_MODELS, lrs=RECALL_LRS, steps=RECALL_STEPS, worke
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         return list(pool.map(_recall_job, jobs))
 
+# ---------------------------------------------------------------- 8. passkey at growing distance (benchmark)
 
-def benchmark(parts=("forward", "decode", "recall"), workers=1, **options):
+PASSKEY_MODELS = (("attention", 16), ("linear", 16), ("mamba", 16))
+PASSKEY_PROMPT = 96  # prompt tokens: instruction, random filler, needle, question
+PASSKEY_BANDS = ((19, 29), (30, 41), (42, 53))  # key distances (tokens) a 96-token prompt allows
+PASSKEY_STEPS = {"attention": 600, "linear": 600, "mamba": 210}  # each also stops at a CPU minute
+PASSKEY_DIGITS = 5
+
+
+def passkey_config(mixer, state=16, length=PASSKEY_PROMPT, **config):
+    """A RecallConfig for passkey prompts (lcviz.passkey): its word vocabulary, `length` prompt
+    tokens plus the 4 teacher-forced key digits, otherwise the MQAR models' layout."""
+    from lcviz.passkey import min_passkey_length, passkey_tokenizer
+
+    check_int("length", length, minimum=min_passkey_length(PASSKEY_DIGITS))
+    return RecallConfig(mixer=mixer, state=state, vocab_size=passkey_tokenizer().vocab_size,
+                        length=length + PASSKEY_DIGITS - 1, **config)
+
+
+def train_passkey_mixer(config, lr, steps, batch=32, seed=0, filler_weight=1.0,
+                        max_cpu_seconds=60.0):
+    """Train a RecallModel (config from passkey_config) on random-filler passkey prompts of one
+    length, needle places uniform (lcviz.passkey.content_batch), with RetrievalLoss: the key
+    digits plus `filler_weight` times a next-token loss on the rest of the prompt. AdamW
+    (optimizer_groups), warm-up then cosine decay; stops early once the run has used
+    `max_cpu_seconds` of CPU time. Returns (model, record)."""
+    from lcviz.passkey import RetrievalLoss, content_batch, passkey_tokenizer
+
+    check_float("lr", lr, greater_than=0.0)
+    check_int("steps", steps, minimum=1)
+    check_int("batch", batch, minimum=1)
+    check_float("max_cpu_seconds", max_cpu_seconds, greater_than=0.0)
+    tokenizer = passkey_tokenizer()
+    prompt_length = config.length - (PASSKEY_DIGITS - 1)
+    torch.manual_seed(seed)
+    model = RecallModel(config)
+    loss_of = RetrievalLoss(model, filler_weight)
+    optimizer = torch.optim.AdamW(optimizer_groups(model, 0.1), lr=lr)
+    g = torch.Generator().manual_seed(seed + 1)
+    warmup = max(1, steps // 20)
+    losses = []
+    start, cpu_start = time.perf_counter(), time.process_time()
+    for step in range(steps):
+        if time.process_time() - cpu_start > max_cpu_seconds:
+            break
+        model.train()
+        for group in optimizer.param_groups:
+            group["lr"] = lr * cosine_scale(step, steps, warmup)
+        _, loss = loss_of(*content_batch(batch, prompt_length, tokenizer, g))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        losses.append(loss.item())
+    model.eval()
+    return model, {"lr": lr, "steps": steps, "steps_run": len(losses), "batch": batch,
+                   "seconds": round(time.perf_counter() - start, 1),
+                   "cpu_seconds": round(time.process_time() - cpu_start, 1),
+                   "max_cpu_seconds": max_cpu_seconds,
+                   "loss": [round(v, 4) for v in losses[::10]]}
+
+
+def passkey_by_distance(model, bands=PASSKEY_BANDS, n=200, seed=None):
+    """Whole-key accuracy of `model` (greedy, lcviz.passkey.key_hits) on held-out random-filler
+    prompts of its length, n per band (low, high) of key distance, drawn from seed
+    lcviz.passkey.CONTENT_EVAL_SEED (no training run draws from it) unless `seed` is given.
+    Returns {"low-high": rate cell {"k", "n", "rate", "low", "high"}}."""
+    from lcviz.passkey import (
+        CONTENT_EVAL_SEED,
+        band_passkeys,
+        key_hits,
+        passkey_tokenizer,
+        rate_cell,
+    )
+
+    check_int("n", n, minimum=1)
+    prompt_length = model.config.length - (PASSKEY_DIGITS - 1)
+    generator = torch.Generator().manual_seed(CONTENT_EVAL_SEED if seed is None else seed)
+    tokenizer = passkey_tokenizer()
+    cells = {}
+    for low, high in bands:
+        prompts = band_passkeys(n, prompt_length, low, high, generator)
+        if not prompts:
+            raise ValueError(f"no key distance in the band ({low}, {high}) fits a prompt of "
+                             f"{prompt_length} tokens")
+        cells[f"{low}-{high}"] = rate_cell(key_hits(model, prompts, tokenizer))
+    return cells
+
+
+def passkey_curve(mixer, state=16, lrs=(3e-3,), steps=600, n=200, seed=0, batch=32,
+                  max_cpu_seconds=60.0, bands=PASSKEY_BANDS, check_n=50, **config):
+    """Train one passkey model per learning rate in `lrs` (each at most `max_cpu_seconds` of
+    CPU), keep the best on `check_n` prompts per band of a check seed, and measure it per band of key
+    distance on n held-out prompts each (Wilson 95%). Returns the model's record."""
+    config = passkey_config(mixer, state, **config)
+    runs, best, best_model = [], None, None
+    for lr in lrs:
+        model, record = train_passkey_mixer(config, lr, steps, batch=batch, seed=seed,
+                                            max_cpu_seconds=max_cpu_seconds)
+        check = passkey_by_distance(model, bands, n=check_n, seed=777)
+        record["check_accuracy"] = round(sum(c["k"] for c in check.values())
+                                         / sum(c["n"] for c in check.values()), 4)
+        runs.append(record)
+        if best is None or record["check_accuracy"] > best["check_accuracy"]:
+            best, best_model = record, model
+    return {"mixer": mixer, "state": state, "config": config.to_dict(),
+            "state_numbers": state_numbers(config), "best_lr": best["lr"], "runs": runs,
+            "bands": passkey_by_distance(best_model, bands, n=n),
+            "cpu_seconds": round(sum(r["cpu_seconds"] for r in runs), 1)}
+
+
+def passkey_sweep(models=PASSKEY_MODELS, lrs=(3e-3,), steps=PASSKEY_STEPS, n=200):
+    """One passkey_curve per (mixer, state), one after another with one thread."""
+    torch.set_num_threads(1)
+    for mixer, _ in models:
+        if mixer not in steps:
+            raise ValueError(f"steps names no budget for mixer {mixer!r}; got {steps}")
+    return [passkey_curve(mixer, state, lrs=lrs, steps=steps[mixer], n=n)
+            for mixer, state in models]
+
+
+BENCH_PARTS = ("forward", "decode", "recall", "passkey")
+
+
+def benchmark(parts=BENCH_PARTS, workers=1, plot=True, **options):
     """Measured costs and recall of the sub-quadratic forms (python -m lcviz.bench subquadratic):
     forward time and peak memory against the length, per-token decode time at the start and end
-    of a long stream, and MQAR accuracy against the number of pairs at equal state sizes.
-    options: forward=..., decode=..., recall=... keyword dicts for each part."""
+    of a long stream, MQAR accuracy against the number of pairs at equal state sizes, and
+    passkey accuracy against the key's distance. options: forward=..., decode=..., recall=...,
+    passkey=... keyword dicts for each part. plot=True also writes one figure per part,
+    data/bench-subquadratic-<part>.png (lcviz.plots.subquadratic.benchmark_figures)."""
+    for part in parts:
+        check_choice("part", part, BENCH_PARTS)
     results = {}
     if "forward" in parts:
         results["forward"] = forward_costs(**options.get("forward", {}))
@@ -1121,11 +1284,31 @@ def benchmark(parts=("forward", "decode", "recall"), workers=1, **options):
         results["decode"] = decode_costs(**options.get("decode", {}))
     if "recall" in parts:
         start = time.perf_counter()
-        models = recall_sweep(workers=workers, **options.get("recall", {}))
+        recall_options = options.get("recall", {})
+        models = recall_sweep(workers=workers, **recall_options)
         results["recall"] = {
             "models": models, "wall_seconds": round(time.perf_counter() - start),
-            "steps": options.get("recall", {}).get("steps", RECALL_STEPS),
+            "steps": recall_options.get("steps", RECALL_STEPS),
+            "batch": recall_options.get("batch", RECALL_BATCH),
+            "max_cpu_seconds": recall_options.get("max_cpu_seconds", RECALL_CPU_SECONDS),
             "note": "one model per (mixer, state), trained on 1..16 pairs per example; accuracy "
                     "over every query of 500 held-out examples per number of pairs (n = 500 x "
                     "pairs), Wilson 95% interval; the best of the learning rates tried"}
+    if "passkey" in parts:
+        start = time.perf_counter()
+        passkey_options = options.get("passkey", {})
+        models = passkey_sweep(**passkey_options)
+        results["passkey"] = {
+            "models": models, "wall_seconds": round(time.perf_counter() - start),
+            "prompt_length": PASSKEY_PROMPT, "steps": passkey_options.get("steps", PASSKEY_STEPS),
+            "note": "one model per mixer, trained on random-filler passkey prompts of one length "
+                    "(needle places uniform); whole-key accuracy on held-out prompts (seed "
+                    "lcviz.passkey.CONTENT_EVAL_SEED) per band of key distance, n per band, "
+                    "Wilson 95% interval"}
+    if plot:
+        from lcviz.checkpoints import DATA_DIR
+        from lcviz.plots.subquadratic import benchmark_figures
+
+        for part, fig in benchmark_figures(results).items():
+            fig.savefig(DATA_DIR / f"bench-subquadratic-{part}.png", dpi=90)
     return results

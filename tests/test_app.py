@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from lcviz import beacons, masks, passkey, receptive, rope
 from lcviz.app import PAGES, SCENES
-from lcviz.checkpoints import load_checkpoint, load_info, load_results
+from lcviz.checkpoints import load_checkpoint, load_results
 from lcviz.receptive import window_receptive_field
 from lcviz.rope import rope_scaling
 
@@ -508,16 +508,33 @@ def test_the_beacon_mask_figure_is_the_mask():
     assert heatmap["x"][8] == "beacon 0 of chunk 0" and heatmap["x"][10] == "token 8"
 
 
-def test_beacon_page_shows_the_recorded_accuracy_of_the_beacon_models():
-    from lcviz.app.pages.beacons import BEACON_MODELS
-    at = run_app(page="beacons")
-    bars = charts(at)[1]["data"]
-    shown = [name for name in BEACON_MODELS if load_info(name)["metrics"].get("by_ratio")]
-    assert len(bars) == len(shown) >= 1
-    for trace, name in zip(bars, shown):
-        recorded = load_info(name)["metrics"]["by_ratio"]
-        assert trace["name"].startswith(name)
-        assert list(decode(trace["y"])) == [recorded[r]["key"] for r in sorted(recorded, key=int)]
+@pytest.mark.parametrize("coverage", ["stepwise", "full"])
+def test_the_beacon_mask_follows_the_coverage_choice(coverage):
+    at = run_app(page="beacons", length=40, chunk=8, ratio=2, coverage=coverage)
+    layout = beacons.beacon_layout(40, 8, 2, coverage)
+    z = decode(charts(at)[0]["data"][0]["z"])
+    np.testing.assert_array_equal(~np.isnan(z), beacons.beacon_mask(layout).numpy())
+
+
+@pytest.mark.parametrize("ratio", [4, 16])
+def test_beacon_page_shows_the_saved_equal_budget_comparison_for_its_ratio(ratio):
+    at = run_app(page="beacons", chunk=16, ratio=ratio)
+    saved = load_results("beacons")["comparison"][str(ratio)]
+    bars = charts(at)[1]
+    assert str(saved["budget"]) in bars["layout"]["title"]["text"]
+    for trace in bars["data"]:
+        found = decode(trace["customdata"])  # (bands, 2): k, n
+        cells = [band["cells"][trace["name"]] for band in saved["bands"].values()
+                 if band and trace["name"] in band["cells"]]
+        assert found.tolist() == [[c["k"], c["n"]] for c in cells]
+        np.testing.assert_allclose(decode(trace["y"]), [c["rate"] for c in cells])
+
+
+def test_beacon_page_without_a_trained_ratio_says_which_ratios_exist():
+    at = run_app(page="beacons", chunk=12, ratio=3)
+    assert not at.exception and not at.error
+    assert "choose one of those" in " ".join(i.value for i in at.info)
+    assert len(charts(at)) == 1  # the mask only
 
 
 # ---- property tests --------------------------------------------------------------------------

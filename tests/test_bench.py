@@ -36,3 +36,12 @@ def test_an_unknown_benchmark_is_named_with_the_choices(capsys):
         bench.main(["atention"])
     error = capsys.readouterr().err
     assert "'atention'" in error and "attention" in error.split("choose from")[1]
+
+
+def test_quick_goes_to_the_benchmark(monkeypatch):
+    assert ran(monkeypatch, ["beacons", "--quick"]) == [("beacons", {"quick": True})]
+
+
+def test_an_option_the_benchmark_lacks_is_named_before_it_runs():
+    with pytest.raises(ValueError, match=r"'attention' takes no option \['quick'\]"):
+        bench.run("attention", quick=True)

@@ -105,9 +105,16 @@ def test_beacon_checkers_catch_a_mask_that_leaks_raw_tokens_and_an_off_by_one_bu
     assert checks.check_beacon_mask(lambda n, c, r: beacon_mask(beacon_layout(n, c, r))).passed
     leaky = lambda n, c, r: causal_mask(beacon_layout(n, c, r).length)
     assert checks.check_beacon_mask(leaky).status == "fail"
+    full_coverage = lambda n, c, r: beacon_mask(beacon_layout(n, c, r, coverage="full"))
+    assert checks.check_beacon_mask(full_coverage).status == "fail"  # not the stepwise rule
     assert checks.check_kv_entries(kv_entries).passed
     naive = lambda n, c, r: n // c * (c // r) + n % c
     assert not checks.check_kv_entries(naive).passed
+    from lcviz.receptive import window_receptive_field
+    field = lambda n, c, r, layers: window_receptive_field(kv_entries(n, c, r), layers)
+    assert checks.check_window_field_at_budget(field).passed
+    w_times_l = lambda n, c, r, layers: kv_entries(n, c, r) * layers  # one too many per layer
+    assert checks.check_window_field_at_budget(w_times_l).status == "fail"
 
 
 def test_topic_02_to_04_checkers_pass_the_reference_and_fail_typical_mistakes():

@@ -2,49 +2,67 @@
 
 import numpy as np
 
+from lcviz.beacons import BEACONS, EVICTION, FULL, VARIANTS, WINDOW
 from lcviz.plots.core import new_figure
 
+# one colour per method of the equal-budget comparison, in drawing order
+METHOD_COLORS = dict(zip([FULL, WINDOW, *EVICTION, BEACONS, *VARIANTS],
+                         ["#7f7f7f", "#1f77b4", "#aec7e8", "#2ca02c", "#98df8a", "#9467bd",
+                          "#c5b0d5", "#ff7f0e", "#ffbb78", "#d62728", "#8c564b"], strict=True))
+BAND_TITLES = {"inside": "key inside the window", "relayed": "key relayed (window < d < field)",
+               "beyond": "key beyond the window's field"}
 
-def budget_accuracy(curves, full_accuracy=None, title="Passkey accuracy against the KV budget"):
-    """Whole-key accuracy against KV entries kept at the question: curves maps a method to a list
-    of (kv entries, accuracy, label) points; full_accuracy (a number) is drawn as a line."""
-    fig = new_figure(7.5, 4.2)
-    ax = fig.add_subplot()
-    for label, points in curves.items():
-        points = sorted(points)
-        line, = ax.plot([p[0] for p in points], [p[1] for p in points], "o-", ms=5, label=label)
-        for kv, accuracy, note in points:
-            ax.annotate(note, (kv, accuracy), textcoords="offset points", xytext=(4, 4),
-                        fontsize=7, color=line.get_color())
-    if full_accuracy is not None:
-        ax.axhline(full_accuracy, color="grey", ls="--", lw=1, label="full attention, all KV")
-    ax.set_xscale("log", base=2)
-    ax.set(xlabel="KV entries the question attends to", ylabel="whole-key accuracy",
-           ylim=(-0.03, 1.05), title=title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+
+def _errors(cells):
+    """Wilson interval half-widths (2, m) below/above each cell's rate, for errorbar()."""
+    errors = [[c["rate"] - c["low"] for c in cells], [c["high"] - c["rate"] for c in cells]]
+    return np.clip(np.array(errors), 0, None)  # float rounding can leave -1e-17 at 0 or 1
+
+
+def equal_budget_figure(comparison, methods=tuple(METHOD_COLORS)):
+    """One panel per key-distance band: whole-key accuracy (95% intervals) of every method at
+    each ratio's KV budget; comparison is lcviz.beacons.equal_budget_comparison's result."""
+    ratios = list(comparison)
+    bands = list(BAND_TITLES)
+    fig = new_figure(13, 4.4)
+    axes = fig.subplots(1, len(bands), sharey=True)
+    width = 0.8 / len(methods)
+    for ax, band in zip(axes, bands):
+        for m, method in enumerate(methods):
+            xs, cells = [], []
+            for i, ratio in enumerate(ratios):
+                cell = (comparison[ratio]["bands"][band] or {}).get("cells", {}).get(method)
+                if cell:
+                    xs.append(i - 0.4 + width * (m + 0.5))
+                    cells.append(cell)
+            if cells:
+                ax.bar(xs, [c["rate"] for c in cells], width, yerr=_errors(cells), capsize=1.5,
+                       color=METHOD_COLORS[method], label=method if band == bands[0] else None)
+        ax.set_xticks(range(len(ratios)), [f"ratio {r}\nKV {comparison[r]['budget']}"
+                                           for r in ratios], fontsize=9)
+        ax.set_title(BAND_TITLES[band], fontsize=11)
+        ax.set_ylim(0, 1.05)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_ylabel("whole keys found (95% interval)")
+    fig.legend(loc="outside lower center", ncol=5, fontsize=9)
     return fig
 
 
-def kept_tokens(tokens, kept, marked=(), title="Tokens kept by attention importance"):
-    """One strip per row of 32 tokens: kept tokens dark, dropped light; `marked` positions (the
-    key's digits) outlined in red."""
-    kept_set, marked = {int(i) for i in kept}, {int(i) for i in marked}
-    width = 32
-    rows = (len(tokens) + width - 1) // width
-    fig = new_figure(12, 0.5 + 0.42 * rows)
+def cache_size_figure(lengths, ratios, chunk, kv_entries):
+    """KV entries the last token reads against prompt length: full attention (all of them)
+    beside beacons at each ratio; kv_entries(n_tokens, chunk, ratio) gives the beacons' count."""
+    fig = new_figure(7, 4.2)
     ax = fig.add_subplot()
-    grid = np.full((rows, width), np.nan)
-    for i in range(len(tokens)):
-        grid[i // width, i % width] = 1.0 if i in kept_set else 0.15
-    ax.imshow(grid, cmap="Blues", vmin=0, vmax=1.2, aspect="auto", interpolation="nearest")
-    for i, token in enumerate(tokens):
-        r, c = divmod(i, width)
-        ax.text(c, r, token[:6], ha="center", va="center", fontsize=5.5,
-                color="red" if i in marked else ("white" if i in kept_set else "black"))
-    ax.set_xticks([])
-    ax.set_yticks(range(rows), [f"{r * width}" for r in range(rows)], fontsize=7)
-    ax.set(title=title + " (red: the key's digits)")
+    ax.plot(lengths, lengths, "k--", label="full attention (every token)")
+    for ratio in ratios:
+        ax.plot(lengths, [kv_entries(n, chunk, ratio) for n in lengths], "o-", ms=3,
+                label=f"beacons, ratio {ratio}")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log", base=2)
+    ax.set(xlabel="prompt length (tokens)", ylabel="KV entries per layer and head",
+           title=f"Cache size while reading (chunks of {chunk})")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=9)
     return fig
 
 
@@ -96,23 +114,31 @@ def beacon_mask_plotly(layout, mask, title="Beacon attention mask", max_ticks=16
     return go.Figure(heatmap, layout_)
 
 
-def accuracy_by_ratio_plotly(models, title="Keys found at each condensing ratio", height=400):
-    """Grouped bars: models maps a label to {ratio: (accuracy, prompts)}; hover gives k of n."""
+def equal_budget_plotly(ratio_result, ratio, height=520):
+    """Grouped bars for one ratio of the equal-budget comparison: per key-distance band, every
+    method's whole-key accuracy with its 95% interval; hover gives k of n."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
-    for label, by_ratio in models.items():
-        ratios = sorted(by_ratio)
-        counts = [[round(by_ratio[r][0] * by_ratio[r][1]), by_ratio[r][1]] for r in ratios]
-        fig.add_trace(go.Bar(x=[str(r) for r in ratios], y=[by_ratio[r][0] for r in ratios],
-                             customdata=counts, name=label,
-                             hovertemplate=f"{label}, ratio %{{x}}: %{{customdata[0]}} of "
-                                           "%{customdata[1]} keys (%{y:.0%})<extra></extra>"))
-    fig.update_layout(title={"text": title}, font=FONT, template="plotly_white", height=height, barmode="group",
-                      margin={"l": 70, "r": 20, "t": 60, "b": 60},
-                      xaxis={"title": {"text": "condensing ratio (raw tokens per beacon)"},
-                             "type": "category"},
+    bands = [b for b in BAND_TITLES if ratio_result["bands"].get(b)]
+    for method, color in METHOD_COLORS.items():
+        cells = [ratio_result["bands"][b]["cells"].get(method) for b in bands]
+        shown = [(BAND_TITLES[b], c) for b, c in zip(bands, cells) if c]
+        if not shown:
+            continue
+        fig.add_trace(go.Bar(
+            x=[b for b, _ in shown], y=[c["rate"] for _, c in shown], name=method,
+            marker_color=color, customdata=[[c["k"], c["n"]] for _, c in shown],
+            error_y={"type": "data", "symmetric": False,
+                     "array": [c["high"] - c["rate"] for _, c in shown],
+                     "arrayminus": [c["rate"] - c["low"] for _, c in shown]},
+            hovertemplate=f"{method}: %{{customdata[0]}} of %{{customdata[1]}} keys "
+                          "(%{y:.0%})<extra></extra>"))
+    fig.update_layout(title={"text": f"Ratio {ratio}: every method keeps {ratio_result['budget']} "
+                                     "KV entries"},
+                      font=FONT, template="plotly_white", height=height, barmode="group",
+                      margin={"l": 70, "r": 20, "t": 60, "b": 40},
                       yaxis={"title": {"text": "whole keys found"}, "tickformat": ".0%",
-                             "range": [0, 1]},
-                      legend={"orientation": "h", "y": -0.25, "x": 0})
+                             "range": [0, 1.05]},
+                      legend={"orientation": "h", "y": -0.15, "x": 0})
     return fig

@@ -35,9 +35,11 @@ def retrieval_error_figure(rows, title="Reading back n pairs from a d_k × d_k m
                         customdata=row["n"],
                         hovertemplate=f"{name}<br>n = %{{customdata}} pairs (n/d_k = %{{x}})"
                                       "<br>error %{y:.3f}<extra></extra>")
-    fig.add_vline(x=1.0, line_dash="dot", line_color="grey", annotation_text="n = d_k",
-                  annotation_font_size=15)
-    fig.update_xaxes(type="log", dtick=np.log10(2), tickformat="g")
+    fig.add_vline(x=1.0, line_dash="dot", line_color="grey")
+    # on a log axis an annotation sits at log10 of its x (a line at x itself)
+    fig.add_annotation(x=0.0, xref="x", y=1, yref="paper", yanchor="bottom", text="n = d_k",
+                       showarrow=False, font={"size": 15})
+    fig.update_xaxes(type="log", dtick=np.log10(2), tickformat="~g")
     return _layout(fig, title, "pairs written / d_k", "relative error |read − v| / |v|")
 
 

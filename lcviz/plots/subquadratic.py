@@ -86,10 +86,8 @@ def hierarchical_layout_plotly(length, block, causal=True, height=520):
                                         [1, "#3182bd"]],
         zmin=1, zmax=2, showscale=False,
         hovertemplate="query %{y}, key %{x}: %{text}<extra></extra>"))
-    n_far = length // block
-    fig.update_layout(
-        title=f"T = {length}, b = {block}: blue exact (near blocks), orange one coarse entry "
-              f"per far block (≤ {n_far} per query)",
+    fig.update_layout(  # blue: exact (near blocks); orange: one coarse entry per far block
+        title=f"T = {length}, b = {block}: exact near, coarse far",
         font=FONT, height=height, margin={"l": 60, "r": 20, "t": 70, "b": 50},
         xaxis={"title": "key position", "constrain": "domain"},
         yaxis={"title": "query position", "autorange": "reversed", "scaleanchor": "x"})
@@ -157,12 +155,14 @@ def recall_curves_plotly(models, highlight_state=None, length=None, height=480):
             error_y={"type": "data", "symmetric": False,
                      "array": [p["high"] - p["accuracy"] for p in points],
                      "arrayminus": [p["accuracy"] - p["low"] for p in points]}))
-    fig.update_layout(
-        title="Recall (MQAR) against pairs; legend: numbers carried per sequence", font=FONT,
+    fig.update_layout(  # the legend (below the axes) gives the numbers carried per sequence
+        title="Recall against key-value pairs", font=FONT,
         height=height, margin={"l": 60, "r": 20, "t": 60, "b": 50},
-        xaxis={"title": "key-value pairs", "type": "log", "dtick": np.log10(2)},
-        yaxis={"title": "accuracy (95% interval)", "range": [-0.03, 1.05]},
-        legend={"font": {"size": 13}, "yanchor": "bottom", "y": 0.02, "x": 0.02})
+        xaxis={"title": "key-value pairs", "type": "log", "dtick": np.log10(2),
+               "automargin": True},
+        yaxis={"title": "accuracy (95% interval)", "range": [-0.03, 1.05], "automargin": True},
+        legend={"font": {"size": 14}, "orientation": "h", "yref": "container",
+                "yanchor": "bottom", "y": 0, "x": 0})
     return fig
 
 
@@ -223,12 +223,12 @@ def state_growth_plotly(lengths, kv_numbers, fixed, current_length=None, height=
                                  name=label, line={"color": color, "width": 3, "dash": "dash"}))
     if current_length is not None:
         fig.add_vline(x=current_length, line={"color": "grey", "dash": "dot"})
-    fig.update_layout(
-        title="State carried per sequence (numbers) against length", font=FONT, height=height,
+    fig.update_layout(  # log axes labelled at powers of ten only (no small 2 and 5 labels)
+        title="Numbers carried per sequence", font=FONT, height=height,
         margin={"l": 60, "r": 20, "t": 60, "b": 50},
-        xaxis={"title": "length T", "type": "log"},
-        yaxis={"title": "numbers", "type": "log"},
-        legend={"font": {"size": 13}, "yanchor": "top", "y": 0.98, "x": 0.02})
+        xaxis={"title": "length T", "type": "log", "dtick": 1, "automargin": True},
+        yaxis={"title": "numbers", "type": "log", "dtick": 1, "automargin": True},
+        legend={"font": {"size": 14}, "yanchor": "top", "y": 0.98, "x": 0.02})
     return fig
 
 
@@ -245,3 +245,37 @@ def capacity_figure(curves, title="Recall (closest stored value) from an outer-p
     ax.grid(alpha=0.3)
     ax.legend(fontsize=10)
     return fig
+
+
+def passkey_distance_figure(models, title="Passkey retrieval against the key's distance"):
+    """Whole-key accuracy (Wilson 95% interval) per band of key distance, one line per trained
+    model (the records of lcviz.subquadratic.passkey_curve: "bands" maps "low-high" to a
+    rate cell {"k", "n", "rate", "low", "high"}). The x position is each band's middle."""
+    fig = new_figure(8.5, 4.8)
+    ax = fig.add_subplot()
+    for model in models:
+        bands = model["bands"]
+        middles = [sum(map(int, band.split("-"))) / 2 for band in bands]
+        cells = list(bands.values())
+        rate = np.array([c["rate"] for c in cells])
+        err = np.array([rate - [c["low"] for c in cells], [c["high"] for c in cells] - rate])
+        err = np.clip(err, 0, None)  # an interval ending at the rate (0 or n of n): no rounding below
+        ax.errorbar(middles, rate, yerr=err, fmt="-", color=MIXER_COLORS.get(model["mixer"]),
+                    lw=2, capsize=4, marker="o", ms=8,
+                    label=recall_label(model["mixer"], model["state"], model["state_numbers"]))
+    ax.set(xlabel="key distance (tokens between the key and the question, band middle)",
+           ylabel="whole-key accuracy (95% interval)", ylim=(-0.03, 1.05), title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=9, loc="best", title="numbers carried per sequence (2 layers)",
+              title_fontsize=9)
+    return fig
+
+
+def benchmark_figures(results):
+    """{part: figure} for every part of a `python -m lcviz.bench subquadratic` result that has one:
+    forward, decode, recall, passkey (the benchmark saves each as data/bench-subquadratic-<part>.png)."""
+    makers = {"forward": lambda r: forward_cost_figure(r),
+              "decode": lambda r: decode_figure(r),
+              "recall": lambda r: recall_curves(r["models"]),
+              "passkey": lambda r: passkey_distance_figure(r["models"])}
+    return {part: make(results[part]) for part, make in makers.items() if part in results}

@@ -1,16 +1,15 @@
 """Beacons page: length, chunk size, ratio (only the divisors of the chunk) -> the beacon mask,
-the KV budget it keeps, and the shipped beacon models' recorded accuracy per ratio (notebook 07).
+the KV budget it keeps, and the equal-budget comparison of notebook 07 for the chosen ratio
+(data/bench-beacons.json).
 """
 
 import streamlit as st
 
 from lcviz import beacons, plots
 from lcviz.app import state
-from lcviz.checkpoints import load_info
-from lcviz.recipes import RECIPES
+from lcviz.checkpoints import load_results
 
 HEATMAP_LENGTH = 128  # the mask is drawn up to this many raw tokens
-BEACON_MODELS = [name for name, recipe in RECIPES.items() if recipe.topic == "beacons"]
 
 
 def divisors(n):
@@ -18,30 +17,20 @@ def divisors(n):
 
 
 @st.cache_resource(max_entries=128, show_spinner=False)
-def mask_figure(length, chunk, ratio):
-    layout = beacons.beacon_layout(length, chunk, ratio)
+def mask_figure(length, chunk, ratio, coverage):
+    layout = beacons.beacon_layout(length, chunk, ratio, coverage)
     return plots.beacon_mask_plotly(
         layout, beacons.beacon_mask(layout),
         title=f"{length} tokens + {layout.length - length} beacons")
 
 
 @st.cache_data(show_spinner=False)
-def recorded_accuracy():
-    """{model label: {ratio: (whole-key accuracy, prompts)}} of the beacon checkpoints in data/
-    that recorded accuracy per ratio (labels from their config: layers and chunk)."""
-    models = {}
-    for name in BEACON_MODELS:
-        try:
-            info = load_info(name)
-        except FileNotFoundError:
-            continue
-        by_ratio = info.get("metrics", {}).get("by_ratio") or {}
-        config = info.get("config", {})
-        chunk = (info.get("beacon") or {}).get("chunk")
-        label = f"{name}: {config.get('n_layer', '?')} layers" + (f", chunk {chunk}" if chunk else "")
-        models[label] = {int(r): (m["key"], m.get("eval", {}).get("n", 0))
-                         for r, m in by_ratio.items() if "key" in m}
-    return {label: cells for label, cells in models.items() if cells}
+def comparison():
+    """The saved equal-budget comparison, or None when data/bench-beacons.json is missing."""
+    try:
+        return load_results("beacons")
+    except FileNotFoundError:
+        return None
 
 
 def render():
@@ -53,6 +42,9 @@ def render():
     with columns[2]:
         ratio = state.option_slider("condensing ratio (divides the chunk)", "ratio",
                                     divisors(chunk), 4 if chunk % 4 == 0 else chunk)
+    coverage = state.choice("what a beacon reads", "coverage", beacons.COVERAGES, "stepwise",
+                            format_func={"stepwise": "stepwise (beacon j: first (j+1)·ratio tokens)",
+                                         "full": "its whole chunk"}.get)
     kv = beacons.kv_entries(length, chunk, ratio)
     counts = st.columns(3)
     counts[0].metric("KV entries kept", f"{kv:,}")
@@ -63,16 +55,22 @@ def render():
                f"sliding window with the same budget would keep the last {kv:,} tokens and "
                "forget the rest.")
     if length <= HEATMAP_LENGTH:
-        state.plot(mask_figure(length, chunk, ratio), key="mask")
+        state.plot(mask_figure(length, chunk, ratio, coverage), key="mask")
     else:
         st.info(f"The mask is drawn up to {HEATMAP_LENGTH} tokens; the budget above is exact at "
                 f"{length:,}.")
-    models = recorded_accuracy()
-    if models:
-        state.plot(plots.accuracy_by_ratio_plotly(models), key="accuracy")
-        st.caption("Both models were trained and evaluated on passkey prompts of one length; "
-                   "beacons need depth (in layer 0 they carry nothing yet). Notebook 07 "
-                   "compares token-importance selection at the same budgets.")
-    else:
-        st.info("No beacon checkpoint with accuracy per ratio in data/: "
-                f"`python -m lcviz.train {' '.join(BEACON_MODELS)}` records it.")
+    results = comparison()
+    if results is None:
+        st.info("No saved comparison: `python -m lcviz.bench beacons` measures it.")
+        return
+    shown = results["comparison"].get(str(ratio)) if chunk == results["chunk"] else None
+    if shown is None:
+        st.info(f"The trained beacon models read chunks of {results['chunk']} at ratios "
+                f"{', '.join(results['comparison'])}; choose one of those to see them against "
+                "the other methods.")
+        return
+    st.markdown(f"**Same KV budget, {results['length']}-token prompts, {results['n']} per band.** "
+                "Beacons (3 training runs pooled) against a sliding-window model trained with "
+                "that window, full attention keeping only the recent entries, H2O and TOVA "
+                "eviction, and SnapKV, which chooses after reading the question.")
+    state.plot(plots.equal_budget_plotly(shown, ratio), key="comparison")

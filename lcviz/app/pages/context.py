@@ -33,7 +33,18 @@ def context_view(policy, budget, turns, seed):
         final = final or (fact.question, text)
         found, stale_only = context.probe(text, fact)
         facts.append((fact.key, fact.current, fact.question, found, stale_only))
-    return plots.context_composition(comp), comp["total"][-1], facts, final
+    figure = legend_below(plots.context_composition(comp, title=f"Context by turn: {policy}"))
+    return figure, comp["total"][-1], facts, final
+
+
+def legend_below(fig):
+    """The legend under the axes (beside them it leaves a narrow column little room), the
+    margins grown to hold it and the axis titles."""
+    fig.update_xaxes(automargin=True)
+    fig.update_yaxes(automargin=True)
+    return fig.update_layout(height=(fig.layout.height or 420) + 40,
+                             legend={"orientation": "h", "yref": "container",
+                                     "yanchor": "bottom", "y": 0, "x": 0})
 
 
 @st.cache_data(show_spinner=False)
@@ -50,42 +61,51 @@ def survival_figure(budget, policy):
     nearest = min(budgets, key=lambda b: abs(b - budget))
     curves = [c for c in results["curves"] if c["budget"] == nearest]
     title = f"Facts still in context, budget {nearest}"
-    return plots.survival_curves(curves, highlight=policy, title=title), nearest, results
+    figure = legend_below(plots.survival_curves(curves, highlight=policy, title=title))
+    figure.update_xaxes(title_text="turns since the fact was stated")
+    return figure, nearest, results
 
 
 def render():
-    left, right = st.columns([1, 3])
-    with left:
+    columns = st.columns([3, 2, 2, 2])
+    with columns[0]:
         policy = state.choice("policy", "policy", list(context.POLICIES), "summary_buffer")
+    with columns[1]:
         budget = state.int_slider("budget (tokens)", "budget", 16, 1024, 128)
+    with columns[2]:
         turns = state.int_slider("turns", "turns", 20, MAX_TURNS, 200)
+    with columns[3]:
         seed = state.int_slider("conversation seed", "seed", 0, 99, 0)
     try:
         figure, total, facts, (question, final) = context_view(policy, budget, turns, seed)
     except ValueError as error:
-        right.error(f"{error}. A turn of this chat is longer than the budget of {budget} tokens: "
-                    "move the budget up (or pick another conversation seed).")
+        st.error(f"{error}. A turn of this chat is longer than the budget of {budget} tokens: "
+                 "move the budget up (or pick another conversation seed).")
         return
-    with left:
-        found = sum(f[3] for f in facts)
-        st.metric(f"facts in context after {turns} turns", f"{found} of {len(facts)}")
-        st.metric("tokens at the last turn", f"{total} / {budget}",
-                  delta=f"{total - budget:+d} over" if total > budget else None,
-                  delta_color="inverse")
-        for key, value, asked, ok, stale_only in facts:
-            mark = "✅" if ok else ("⚠️ stale" if stale_only else "❌")
-            st.caption(f"{mark} {key} = {value} — asked: “{asked.removeprefix('User: ')}”")
-    with right:
-        state.plot(figure, key="composition")
-        try:
-            survival, nearest, results = survival_figure(budget, policy)
-        except FileNotFoundError as error:
-            st.info(f"Survival curves: {error}")
-        else:
-            state.plot(survival, key="survival")
-            settings = results["settings"]
-            st.caption(f"Measured on {settings['curve_conversations']} chats of "
-                       f"{settings['curve_turns']} turns at budgets {settings['budgets']}"
-                       + (f"; showing {nearest}." if nearest != budget else "."))
-        with st.expander(f"The context for “{question.removeprefix('User: ')}” at the last turn"):
-            st.text(final)
+    found = sum(f[3] for f in facts)
+    counts = st.columns(2)
+    counts[0].metric(f"facts in context after {turns} turns", f"{found} of {len(facts)}")
+    counts[1].metric(f"tokens at the last turn (budget {budget})", f"{total}",
+                     delta=f"{total - budget:+d} over" if total > budget else None,
+                     delta_color="inverse")
+    for key, value, asked, ok, stale_only in facts:
+        mark = "✅" if ok else ("⚠️ stale" if stale_only else "❌")
+        st.caption(f"{mark} {key} = {value} — asked: “{asked.removeprefix('User: ')}”")
+    st.markdown("**What fills the context** at each turn: the summary, recalled items, recent "
+                "turns and the current input, against the budget (dashed).")
+    state.plot(figure, key="composition")
+    try:
+        survival, nearest, results = survival_figure(budget, policy)
+    except FileNotFoundError as error:
+        st.info(f"Survival curves: {error}")
+    else:
+        st.markdown("**Fact survival**: how often a fact's current value is still in the "
+                    "context, against the turns since it was stated (bins by their first turn; "
+                    "bands: Wilson 95% intervals).")
+        state.plot(survival, key="survival")
+        settings = results["settings"]
+        st.caption(f"Measured on {settings['curve_conversations']} chats of "
+                   f"{settings['curve_turns']} turns at budgets {settings['budgets']}"
+                   + (f"; showing {nearest}." if nearest != budget else "."))
+    with st.expander(f"The context for “{question.removeprefix('User: ')}” at the last turn"):
+        st.text(final)

@@ -47,23 +47,45 @@ def state_numbers(kind, length, segment, d_k):
     return (per_token + WIDTH) * current + HEADS * d_k * (d_k + 1)
 
 
+def legend_below(fig):
+    """The legend under the axes (beside them it leaves a narrow column little room), the
+    margins grown to hold it and the axis titles."""
+    fig.update_xaxes(automargin=True)
+    fig.update_yaxes(automargin=True)
+    return fig.update_layout(height=(fig.layout.height or 420) + 40,
+                             legend={"orientation": "h", "yref": "container",
+                                     "yanchor": "bottom", "y": 0, "x": 0})
+
+
 def render():
-    left, right = st.columns([1, 3])
-    with left:
+    sliders = st.columns(4)
+    with sliders[0]:
         segment = state.option_slider("segment S (tokens)", "segment",
                                       [4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048], 16)
+    with sliders[1]:
         length = state.option_slider("tokens read", "length",
                                      [2 ** p for p in range(4, 21)], 4096)
-        layers = state.int_slider("layers (Transformer-XL reach)", "layers", 1, 12, 2)
+    with sliders[2]:
+        layers = state.int_slider("layers", "layers", 1, 12, 2,
+                                  help="layers of Transformer-XL: its reach grows with each")
+    with sliders[3]:
+        d_k = state.option_slider("d_k = d_v", "dk", [8, 16, 32, 64, 128], 32,
+                                  help="memory per head of the compressive memory")
+    choices = st.columns(3)
+    with choices[0]:
         rule = state.choice("update rule", "rule", list(recurrent.UPDATE_RULES), "delta")
+    with choices[1]:
         keys = state.choice("keys written", "keys", list(recurrent.KEY_KINDS), "orthogonal")
+    with choices[2]:
         read = state.choice("memory read", "read", list(READS), "M only")
-        d_k = state.option_slider("d_k = d_v (memory per head)", "dk", [8, 16, 32, 64, 128], 32)
     reach = min(length - 1, recurrent.xl_reach_distance(layers, segment, segment - 1))
-    with left:
-        st.metric("Transformer-XL reach of a segment's last token", f"{reach:,} tokens")
+    reach_column, table_column = st.columns([2, 3])
+    with reach_column:
+        st.metric("Transformer-XL reach", f"{reach:,}",
+                  help="tokens back that a segment's last token can see")
         st.caption(f"layers × segment + position in the segment = {layers} × {segment} + "
                    f"{segment - 1}, at most the {length - 1:,} tokens before it")
+    with table_column:
         st.markdown(f"**Numbers kept per layer** after {length:,} tokens (width {WIDTH}, "
                     f"{HEADS} heads of d_k = {d_k}):")
         st.table({"model": [KIND_LABELS[k] for k in recurrent.MEMORY_KINDS],
@@ -73,18 +95,19 @@ def render():
                    "length; full attention's KV cache grows with every token.")
     rows = retrieval_rows(keys, READS[read], d_k)
     chosen = [r for r in rows if r["rule"] == rule]
-    with right:
-        state.plot(plots.retrieval_error_figure(
-            rows, title=f"{keys} keys, {read} read: {rule} rule at n = d_k has error "
-                        f"{chosen[0]['error'][chosen[0]['ratio'].index(1.0)]:.2f}"),
-            key="retrieval")
-        results, task, missing = recorded()
-        if results:
-            state.plot(plots.passkey_gap_figure(
-                results, highlight=rule,
-                title=f"Trained models: segments of {task.get('segment')} tokens, "
-                      f"{task.get('max_segments')} segments, {task.get('n_digits')}-digit key"),
-                key="passkey")
-        if missing:
-            st.info("Recorded passkey accuracy is missing for "
-                    f"{', '.join(missing)}: rebuild with `python -m lcviz.train NAME`.")
+    error = chosen[0]["error"][chosen[0]["ratio"].index(1.0)]
+    st.markdown(f"**Reading back n pairs from a d_k × d_k memory** ({keys} keys, {read} read): "
+                f"the {rule} rule at n = d_k has error **{error:.2f}**.")
+    state.plot(legend_below(plots.retrieval_error_figure(rows, title="Retrieval error")),
+               key="retrieval")
+    results, task, missing = recorded()
+    if results:
+        st.markdown(f"**Trained models**: passkey retrieval across segments of "
+                    f"{task.get('segment')} tokens, {task.get('max_segments')} segments, a "
+                    f"{task.get('n_digits')}-digit key.")
+        state.plot(legend_below(plots.passkey_gap_figure(
+            results, highlight=rule, title="Whole key right, by gap",
+            xaxis="segments between needle and question")), key="passkey")
+    if missing:
+        st.info("Recorded passkey accuracy is missing for "
+                f"{', '.join(missing)}: rebuild with `python -m lcviz.train NAME`.")

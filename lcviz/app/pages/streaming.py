@@ -64,65 +64,78 @@ def make_policy(name, budget, sinks, positions):
 
 
 def render():
-    left, right = st.columns([1, 3])
-    with left:
+    top = st.columns(3)
+    with top[0]:
         name = state.choice("model", "model", list(MODELS), MODELS[0])
+    with top[1]:
         policy_name = state.choice("KV-cache policy", "policy", list(streaming.POLICIES), "sink",
                                    format_func=lambda p: streaming.POLICY_TITLES[p])
-        budget = state.int_slider("budget (keys per query)", "budget", 8, 128, 64)
-        sinks = state.int_slider("sinks (StreamingLLM)", "sinks", 0, 8, 4)
+    with top[2]:
         positions = state.choice("positions", "positions", list(streaming.POSITION_MODES),
                                  "cache", format_func=lambda p: f"{p} positions")
+    sliders = st.columns(3)
+    with sliders[0]:
+        budget = state.int_slider("budget (keys per query)", "budget", 8, 128, 64)
+    with sliders[1]:
+        sinks = state.int_slider("sinks (StreamingLLM)", "sinks", 0, 8, 4)
+    with sliders[2]:
         position = state.int_slider("stream position (tokens read)", "position", 16, STREAM, 128)
-        view = state.choice("loss curve", "view", list(VIEWS), VIEWS[0])
     if policy_name == "sink" and sinks >= budget:
-        right.error(f"{sinks} sinks leave no room in a budget of {budget}: StreamingLLM needs "
-                    f"n_sink < budget. Move the sinks below {budget} or raise the budget.")
+        st.error(f"{sinks} sinks leave no room in a budget of {budget}: StreamingLLM needs "
+                 f"n_sink < budget. Move the sinks below {budget} or raise the budget.")
         return
     if policy_name == "sink" and sinks == 0:
-        right.info("0 sinks: StreamingLLM becomes window attention without sinks.")
+        st.info("0 sinks: StreamingLLM becomes window attention without sinks.")
     policy = make_policy(policy_name, budget, sinks, positions)
     model, sink = streaming_model(name)
     training_length = model.config.block_size
     grid, nll, entries = run(name, policy)
     recompute, dense = references(name, budget)
     upto = position - 1  # losses of the tokens predicted so far
-    with left:
-        st.markdown(f"#### {policy.label}")
-        st.write(f"KV entries the query at {position - 1} reads: **{entries[position - 1]}** "
-                 f"(dense: {position})")
-        st.write(f"mean loss over the first {position} tokens: **{nll[:upto].mean():.3f}** "
-                 f"nats; re-computation {recompute[:upto].mean():.3f}; dense "
-                 f"{dense[:upto].mean():.3f}")
-        if sink is not None:
-            st.caption(f"{name} reads its learnable sink token (id {sink}) first; keep it with "
-                       "1 sink or more.")
-        if policy_name == "snapkv":
-            st.caption(f"SnapKV compresses once, after the first {STREAM // 2} tokens (the "
-                       "prompt); afterwards the cache grows.")
-        if policy_name not in ("sink", "h2o", "tova"):
-            st.caption("positions: this policy keeps the stream's own positions (for a window "
-                       "they give the same attention as rolled ones: RoPE is relative)")
-    with right:
-        marks = {"training length": training_length} if position > training_length else None
-        state.plot(plots.kept_heatmap(grid[:position, :position], marks=marks,
-                                      title=f"{policy.label}: what each step sees (layer 0, "
-                                            f"head 0)"), key="kept")
-        if view == VIEWS[0]:
-            curves = {policy.label: nll[:upto], "window with re-computation": recompute[:upto],
-                      "dense (full cache)": dense[:upto]}
-            fig = plots.stream_loss_plotly(curves, training_length, bucket=BUCKET)
-        else:  # the small differences a dense curve would hide (e.g. when the first token leaves)
-            fig = plots.stream_loss_plotly({policy.label: nll[:upto] - recompute[:upto]},
-                                           training_length, bucket=BUCKET,
-                                           title="Loss minus re-computation along the stream")
-            fig.update_yaxes(title_text=f"nats, mean of {BUCKET}")
-            fig.add_hline(y=0, line_color="black", line_width=1)
-            fig.add_vline(x=budget, line_dash="dash", line_color="#d62728",
-                          annotation_text="first token leaves", annotation_position="bottom right",
-                          annotation_font_size=15)
-        state.plot(fig, key="loss")
-        info = load_info(name).get("metrics", {})
-        if "val_loss" in info:
-            st.caption(f"{name}: held-out loss {info['val_loss']:.3f} at its training length "
-                       f"{training_length}.")
+    st.markdown(f"#### {policy.label}")
+    st.write(f"KV entries the query at {position - 1} reads: **{entries[position - 1]}** "
+             f"(dense: {position})")
+    st.write(f"mean loss over the first {position} tokens: **{nll[:upto].mean():.3f}** "
+             f"nats; re-computation {recompute[:upto].mean():.3f}; dense "
+             f"{dense[:upto].mean():.3f}")
+    if sink is not None:
+        st.caption(f"{name} reads its learnable sink token (id {sink}) first; keep it with "
+                   "1 sink or more.")
+    if policy_name == "snapkv":
+        st.caption(f"SnapKV compresses once, after the first {STREAM // 2} tokens (the "
+                   "prompt); afterwards the cache grows.")
+    if policy_name not in ("sink", "h2o", "tova"):
+        st.caption("positions: this policy keeps the stream's own positions (for a window "
+                   "they give the same attention as rolled ones: RoPE is relative)")
+    st.markdown("**Which tokens each decoding step still sees**: a row per step, dark where "
+                "its query can read the token (layer 0, head 0).")
+    marks = {"training length": training_length} if position > training_length else None
+    state.plot(plots.kept_heatmap(grid[:position, :position], marks=marks,
+                                  title="What each step sees"), key="kept")
+    with st.columns(2)[0]:
+        view = state.choice("loss curve", "view", list(VIEWS), VIEWS[0])
+    if view == VIEWS[0]:
+        curves = {policy.label: nll[:upto], "window with re-computation": recompute[:upto],
+                  "dense (full cache)": dense[:upto]}
+        fig = plots.stream_loss_plotly(curves, training_length, bucket=BUCKET)
+    else:  # the small differences a dense curve would hide (e.g. when the first token leaves)
+        fig = plots.stream_loss_plotly({policy.label: nll[:upto] - recompute[:upto]},
+                                       training_length, bucket=BUCKET,
+                                       title="Loss minus re-computation")
+        fig.update_yaxes(title_text=f"nats, mean of {BUCKET}")
+        fig.add_hline(y=0, line_color="black", line_width=1)
+        late = budget > 0.6 * position  # the label goes left of a line near the right edge
+        fig.add_vline(x=budget, line_dash="dash", line_color="#d62728",
+                      annotation_text="first token leaves",
+                      annotation_position="bottom left" if late else "bottom right",
+                      annotation_font_size=15)
+    # the legend under the axes: beside them it leaves a narrow column no room for the curves
+    fig.update_xaxes(automargin=True)
+    fig.update_layout(showlegend=True, height=460,
+                      legend={"orientation": "h", "yref": "container", "yanchor": "bottom",
+                              "y": 0, "x": 0})
+    state.plot(fig, key="loss")
+    info = load_info(name).get("metrics", {})
+    if "val_loss" in info:
+        st.caption(f"{name}: held-out loss {info['val_loss']:.3f} at its training length "
+                   f"{training_length}.")
