@@ -44,6 +44,16 @@ def plot(fig, key=None):
     st.plotly_chart(fig, width="stretch", theme=None, config=PLOTLY_CONFIG, key=key)
 
 
+def legend_below(fig):
+    """The legend under the axes (beside them it leaves a narrow column little room), the
+    margins grown to hold it and the axis titles."""
+    fig.update_xaxes(automargin=True)
+    fig.update_yaxes(automargin=True)
+    return fig.update_layout(height=(fig.layout.height or 420) + 40,
+                             legend={"orientation": "h", "yref": "container",
+                                     "yanchor": "bottom", "y": 0, "x": 0})
+
+
 # ---- navigation ----------------------------------------------------------------------------
 
 def choose_page(pages):

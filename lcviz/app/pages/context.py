@@ -33,18 +33,8 @@ def context_view(policy, budget, turns, seed):
         final = final or (fact.question, text)
         found, stale_only = context.probe(text, fact)
         facts.append((fact.key, fact.current, fact.question, found, stale_only))
-    figure = legend_below(plots.context_composition(comp, title=f"Context by turn: {policy}"))
+    figure = state.legend_below(plots.context_composition(comp, title=f"Context by turn: {policy}"))
     return figure, comp["total"][-1], facts, final
-
-
-def legend_below(fig):
-    """The legend under the axes (beside them it leaves a narrow column little room), the
-    margins grown to hold it and the axis titles."""
-    fig.update_xaxes(automargin=True)
-    fig.update_yaxes(automargin=True)
-    return fig.update_layout(height=(fig.layout.height or 420) + 40,
-                             legend={"orientation": "h", "yref": "container",
-                                     "yanchor": "bottom", "y": 0, "x": 0})
 
 
 @st.cache_data(show_spinner=False)
@@ -61,7 +51,7 @@ def survival_figure(budget, policy):
     nearest = min(budgets, key=lambda b: abs(b - budget))
     curves = [c for c in results["curves"] if c["budget"] == nearest]
     title = f"Facts still in context, budget {nearest}"
-    figure = legend_below(plots.survival_curves(curves, highlight=policy, title=title))
+    figure = state.legend_below(plots.survival_curves(curves, highlight=policy, title=title))
     figure.update_xaxes(title_text="turns since the fact was stated")
     return figure, nearest, results
 

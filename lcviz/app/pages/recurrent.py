@@ -47,16 +47,6 @@ def state_numbers(kind, length, segment, d_k):
     return (per_token + WIDTH) * current + HEADS * d_k * (d_k + 1)
 
 
-def legend_below(fig):
-    """The legend under the axes (beside them it leaves a narrow column little room), the
-    margins grown to hold it and the axis titles."""
-    fig.update_xaxes(automargin=True)
-    fig.update_yaxes(automargin=True)
-    return fig.update_layout(height=(fig.layout.height or 420) + 40,
-                             legend={"orientation": "h", "yref": "container",
-                                     "yanchor": "bottom", "y": 0, "x": 0})
-
-
 def render():
     sliders = st.columns(4)
     with sliders[0]:
@@ -98,14 +88,14 @@ def render():
     error = chosen[0]["error"][chosen[0]["ratio"].index(1.0)]
     st.markdown(f"**Reading back n pairs from a d_k × d_k memory** ({keys} keys, {read} read): "
                 f"the {rule} rule at n = d_k has error **{error:.2f}**.")
-    state.plot(legend_below(plots.retrieval_error_figure(rows, title="Retrieval error")),
+    state.plot(state.legend_below(plots.retrieval_error_figure(rows, title="Retrieval error")),
                key="retrieval")
     results, task, missing = recorded()
     if results:
         st.markdown(f"**Trained models**: passkey retrieval across segments of "
                     f"{task.get('segment')} tokens, {task.get('max_segments')} segments, a "
                     f"{task.get('n_digits')}-digit key.")
-        state.plot(legend_below(plots.passkey_gap_figure(
+        state.plot(state.legend_below(plots.passkey_gap_figure(
             results, highlight=rule, title="Whole key right, by gap",
             xaxis="segments between needle and question")), key="passkey")
     if missing:
