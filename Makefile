@@ -3,7 +3,7 @@
 PY := .venv/bin/python
 STAMP := .venv/.installed
 
-.PHONY: setup app lab test unit notebooks checkpoints bench site browser-deps clean
+.PHONY: setup app lab test unit notebooks checkpoints bench bench-longcontext site browser-deps clean
 
 setup: $(STAMP)
 
@@ -54,6 +54,9 @@ site: setup  ## the course as a static web site in site/ (open site/index.html; 
 
 bench: setup  ## benchmarks (numbers for README)
 	$(PY) -m lcviz.bench all
+
+bench-longcontext: setup  ## one benchmark of every technique (<= 20 min): data/bench-longcontext.json
+	$(PY) -m lcviz.bench longcontext
 
 clean:
 	rm -rf .venv site  # never workspace/: it holds the learner's work

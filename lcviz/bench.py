@@ -39,6 +39,11 @@ BENCHMARKS = {
                 ("passkey accuracy at equal KV entries: beacons per ratio against the trained "
                  "window, recent entries, H2O, TOVA, SnapKV and full attention, by key distance; "
                  "beyond the training length; by the key's offset in its chunk (--quick: n=10)")),
+    "longcontext": ("lcviz.longcontext:benchmark",
+                    ("every technique x task (needle grid, multi-key recall, variable tracking, "
+                     "lost in the middle) with intervals, effective lengths, memory and time; one "
+                     "layer and whole models at 50K-200K tokens (--quick: a few prompts per cell, "
+                     "no document scale)")),
     "context": ("lcviz.context:benchmark",
                 ("fact survival, stale-only rate, tokens and time per turn of each context policy "
                  "(seeded chats of 20-500 turns); strided document chunks")),

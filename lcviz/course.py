@@ -64,6 +64,10 @@ TOPICS = (
     Topic(11, "recurrent", "Recurrent memory across segments",
           "Transformer-XL's segment cache and Infini-attention's compressive memory (linear and "
           "delta rules): retrieval error without training, passkey across segments, compressions"),
+    Topic(12, "longcontext", "Compare techniques",
+          "one benchmark of every technique: needle grid (length x depth), multi-key recall, "
+          "variable tracking, lost in the middle; effective length, memory and time per "
+          "technique, cost at 50K-200K tokens"),
     Topic(13, "context", "Adaptive context management",
           "last-k, token buffer, counted and uncounted summary buffers, MemGPT memory pressure and "
           "BM25 retrieval in a token budget: which planted facts survive 20-500 turns"),

@@ -160,8 +160,8 @@ DENSE_VARIANTS = ("dense SDPA, float mask", "dense SDPA, math kernel")
 
 # The end of a child-process script that measures `run()` (defined above it, with `repeats` and a
 # dict `extra` of more fields): peak resident memory above the baseline (VmHWM, reset through
-# /proc/self/clear_refs just before the first run) and the median time of `repeats` more runs,
-# printed as one JSON line. lcviz.subquadratic measures its forward passes with it too.
+# /proc/self/clear_refs just before the first run) and the median time of `repeats` more runs
+# (repeats = 0: the first run's time), printed as one JSON line. lcviz.subquadratic measures its forward passes with it too.
 PEAK_AND_TIME_CHILD = """
 def status(field):
     return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith(field)) / 1024
@@ -177,7 +177,8 @@ with torch.no_grad():
         start = time.perf_counter()
         run()
         times.append(time.perf_counter() - start)
-print(json.dumps({"seconds": sorted(times)[len(times) // 2], "first_seconds": first,
+print(json.dumps({"seconds": sorted(times)[len(times) // 2] if times else first,
+                  "first_seconds": first,
                   "peak_mb": peak, **extra}))
 """
 

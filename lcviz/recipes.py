@@ -119,4 +119,13 @@ RECIPES = {
                            ("linear", "Infini-attention, linear rule"),
                            ("delta", "Infini-attention, delta rule"),
                            ("full", "full causal attention"))},
+    # ---- 12 the long-context benchmark: associative-recall models (4 layers, width 64, length
+    # 128) trained on MQAR and variable-tracking chains, one per mixer, at equal training budget
+    **{f"longcontext-{mixer}": Recipe(
+        "longcontext", "lcviz.longcontext:fit_recall",
+        f"associative recall (MQAR, 1-16 pairs) and variable tracking (0-2 hops), 4 layers, "
+        f"width 64, length 128: {label}", {"mixer": mixer, "state": 16})
+       for mixer, label in (("attention", "softmax attention"),
+                            ("linear", "linear attention, feature dim 16"),
+                            ("mamba", "selective SSM, d_state 16"))},
 }

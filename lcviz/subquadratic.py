@@ -722,16 +722,21 @@ class ShortConv(nn.Module):
 
 
 class SoftmaxMixer(nn.Module):
-    """Short convolution, then causal softmax attention with one head of dimension width."""
+    """Short convolution, then causal softmax attention with one head of dimension width.
+    Setting `block` reads the same weights with two-level hierarchical attention instead
+    (hierarchical_attention, block size `block`; None = exact attention)."""
 
     def __init__(self, config):
         super().__init__()
         self.conv = ShortConv(config.width, config.d_conv)
         self.qkv = nn.Linear(config.width, 3 * config.width)
         self.proj = nn.Linear(config.width, config.width)
+        self.block = None
 
     def forward(self, x):  # (B, T, C)
         q, k, v = (t[:, None] for t in self.qkv(self.conv(x)).chunk(3, dim=-1))  # (B, 1, T, C)
+        if self.block is not None:
+            return self.proj(hierarchical_attention(q, k, v, self.block)[:, 0])
         return self.proj(F.scaled_dot_product_attention(q, k, v, is_causal=True)[:, 0])
 
 
