@@ -99,29 +99,27 @@ def task_figure(results, task, labels):
 
 
 def compare_plotly(rows, title, height=560):
-    """Horizontal bars for the app: one per technique, accuracy with its 95% interval, the bar's
-    text its memory; rows = [(label, cell, bytes or None, within budget)]. Hover: k of n."""
+    """Horizontal bars for the app: one per technique (its memory in the label), accuracy with
+    its 95% interval, grey when the technique holds more than the budget; rows = [(label, cell,
+    bytes or None, within budget)]. Hover: k of n and the interval."""
     import plotly.graph_objects as go
 
-    labels = [r[0] for r in rows]
+    labels = [f"{r[0]} · {'—' if r[2] is None else human_bytes(r[2])}" for r in rows]
     cells = [r[1] for r in rows]
-    memory = [("—" if r[2] is None else human_bytes(r[2])) for r in rows]
     fig = go.Figure(go.Bar(
         y=labels, x=[c["rate"] for c in cells], orientation="h",
         marker_color=["#2ca02c" if r[3] else "#c7c7c7" for r in rows],
-        text=memory, textposition="outside", cliponaxis=False,
-        customdata=[[c["k"], c["n"], c["low"], c["high"], m] for c, m in zip(cells, memory)],
+        customdata=[[c["k"], c["n"], c["low"], c["high"]] for c in cells],
         error_x={"type": "data", "symmetric": False,
                  "array": [c["high"] - c["rate"] for c in cells],
                  "arrayminus": [c["rate"] - c["low"] for c in cells]},
         hovertemplate="%{y}: %{customdata[0]} of %{customdata[1]} (%{x:.0%}, 95% "
-                      "%{customdata[2]:.0%}-%{customdata[3]:.0%}); memory %{customdata[4]}"
-                      "<extra></extra>"))
+                      "%{customdata[2]:.0%}-%{customdata[3]:.0%})<extra></extra>"))
     fig.update_layout(title={"text": title}, font=FONT, template="plotly_white",
                       height=max(height, 60 + 34 * len(rows)),
-                      margin={"l": 20, "r": 90, "t": 60, "b": 50},
-                      xaxis={"title": {"text": "accuracy (95% interval); bar text: memory"},
-                             "tickformat": ".0%", "range": [0, 1.12]},
+                      margin={"l": 20, "r": 30, "t": 60, "b": 50},
+                      xaxis={"title": {"text": "accuracy (95% interval)"}, "tickformat": ".0%",
+                             "range": [0, 1.05]},
                       yaxis={"autorange": "reversed", "automargin": True})
     return fig
 

@@ -4,13 +4,14 @@ long-context benchmark (python -m lcviz.bench longcontext, notebook 12)."""
 
 import streamlit as st
 
-from lcviz import longcontext, plots
+from lcviz import longcontext
 from lcviz.app import state
 from lcviz.checkpoints import load_results
+from lcviz.plots import longcontext as lcplots
 
 TASKS = {"needle in a haystack": "needle", "multi-key recall": "multikey",
          "variable tracking": "vt", "lost in the middle": "middle"}
-AXES = {"needle": ("length (tokens)", longcontext.NEEDLE_LENGTHS, 1024),
+AXES = {"needle": ("length (tokens)", longcontext.NEEDLE_LENGTHS, 256),
         "multikey": ("length (tokens)", longcontext.MULTIKEY_LENGTHS, 512),
         "vt": ("hops in the chain", longcontext.VT_TEST_HOPS, 1),
         "middle": ("place of the gold pair", longcontext.MIDDLE_PLACES, 8)}
@@ -29,7 +30,7 @@ def rows_for(results, task, at, budget_bytes):
     for label in results["techniques"]:
         if label not in results[task]:
             continue
-        cell = plots.task_cells(results, task, label).get(str(at))
+        cell = lcplots.task_cells(results, task, label).get(str(at))
         if cell is None:
             continue
         size = results["cost"][label].get(length, {}).get("bytes")
@@ -42,8 +43,8 @@ def compare_view(task, at, budget_kb):
     results = saved()
     rows = rows_for(results, task, at, budget_kb * 1024)
     axis = AXES[task][0]
-    title = f"{plots.TASK_TITLES[task]}, {axis.split(' (')[0]} {at}"
-    return rows, plots.compare_plotly(rows, title)
+    title = f"{lcplots.TASK_TITLES[task]}, {axis.split(' (')[0]} {at}"
+    return rows, lcplots.compare_plotly(rows, title)
 
 
 def render():
@@ -56,20 +57,24 @@ def render():
         at = state.option_slider(axis, f"at_{task}", values, default,
                                  format_func=lambda v: f"{v:,}")
     with columns[2]:
-        budget = state.option_slider("memory budget", "budget", BUDGETS_KB, BUDGETS_KB[-1],
-                                     format_func=lambda kb: f"{kb:,} KB")
+        budget = state.option_slider("memory budget (KB)", "budget", BUDGETS_KB, BUDGETS_KB[-1],
+                                     format_func=lambda kb: f"{kb:,}")
     rows, fig = compare_view(task, at, budget)
     inside = [r for r in rows if r[3]]
     best = max(inside, key=lambda r: r[1]["rate"]) if inside else None
+    tied = [r for r in inside if best and r[1]["high"] >= best[1]["low"]]
     counts = st.columns(3)
     counts[0].metric("techniques within the budget", f"{len(inside)} of {len(rows)}")
-    counts[1].metric("best within the budget", best[0] if best else "none")
-    counts[2].metric("its accuracy", f"{best[1]['rate']:.0%}" if best else "—",
-                     help="exact match; the bar's whisker is the 95% Wilson interval")
+    counts[1].metric("highest score within it", f"{best[1]['rate']:.0%}" if best else "—",
+                     help=best[0] if best else "no technique fits this budget")
+    counts[2].metric("techniques tied for it", f"{len(tied)}" if best else "—",
+                     help="their 95% intervals reach the highest score: "
+                          + ", ".join(r[0] for r in tied))
     family = {results["techniques"][r[0]]["family"] for r in rows}
     st.caption(" ".join(f"{results['families'][f][0].upper()}{results['families'][f][1:]}."
                         for f in sorted(family))
-               + f" Grey bars keep more than {budget:,} KB for the question. Memory: the KV cache "
+               + f" Grey bars keep more than {budget:,} KB for the question. Memory (after each "
+               f"name): the KV cache "
                f"or state at {'this length' if task in ('needle', 'multikey') else '128 tokens'}"
                f", fp32, one sequence.")
     state.plot(fig, key="compare")
@@ -80,15 +85,15 @@ def render():
         decode = cost.get("decode_seconds")
         table.append({"technique": label, "found": f"{cell['k']} of {cell['n']}",
                       "95% interval": f"{cell['low']:.0%}–{cell['high']:.0%}",
-                      "memory": "—" if size is None else plots.human_bytes(size),
-                      "prefill ms": round(1e3 * cost["prefill_seconds"], 1) if cost else None,
-                      "decode ms/token": None if decode is None else round(1e3 * decode, 2),
-                      "effective length": results["effective_length"][label]})
-    st.dataframe(table, hide_index=True, width="stretch")
+                      "memory": "—" if size is None else lcplots.human_bytes(size),
+                      "prefill ms": f"{1e3 * cost['prefill_seconds']:,.1f}" if cost else "—",
+                      "decode ms/token": "—" if decode is None else f"{1e3 * decode:.2f}",
+                      "effective length": f"{results['effective_length'][label]:,}"})
+    st.table(table)
     ring = results["ring"]
     st.caption(f"Ring attention is exact: over {ring['world']} simulated ranks it gives "
                f"full attention's layer output to {ring['max_abs_error']:.1e} on a "
                f"{ring['length']:,}-token prompt, so its accuracy is full attention's; each rank "
-               f"holds {plots.human_bytes(ring['kv_bytes_per_rank'])} of the KV cache. Effective "
+               f"holds {lcplots.human_bytes(ring['kv_bytes_per_rank'])} of the KV cache. Effective "
                f"length: the longest tested length scoring ≥ {results['threshold']:.0%} "
                f"(RULER's bar), every shorter one passing too.")
