@@ -42,8 +42,10 @@ def save_checkpoint(name, model, metrics, data_dir=DATA_DIR):
     return weights_path
 
 
-def load_checkpoint(name, data_dir=DATA_DIR):
-    """(model in eval mode, info dict) for data/<name>.pt; a missing file names its command."""
+def load_weights(name, build, data_dir=DATA_DIR):
+    """(module in eval mode, info dict) for data/<name>.pt: build(saved) makes the module from
+    the saved dict ("config", ...), then the weights are loaded into it. A missing file names
+    the command that rebuilds it; info is {} without data/<name>.json."""
     weights_path, info_path = checkpoint_paths(name, data_dir)
     if not weights_path.exists():
         raise FileNotFoundError(f"{weights_path} is missing: rebuild it with "
@@ -51,12 +53,7 @@ def load_checkpoint(name, data_dir=DATA_DIR):
                                 f"shows the recipes)")
     saved = torch.load(weights_path, map_location="cpu", weights_only=True)
     _record(weights_path)
-    config = ModelConfig(**saved["config"])
-    if saved.get("beacon") is None:
-        model = TinyTransformer(config)
-    else:  # imported here: only notebooks that load a beacon model depend on lcviz.beacons
-        from lcviz.beacons import BeaconTransformer
-        model = BeaconTransformer(config, **saved["beacon"])
+    model = build(saved)
     model.load_state_dict(saved["state_dict"])
     model.eval()
     info = {}
@@ -64,6 +61,19 @@ def load_checkpoint(name, data_dir=DATA_DIR):
         info = json.loads(info_path.read_text())
         _record(info_path)
     return model, info
+
+
+def _tiny_or_beacon(saved):
+    config = ModelConfig(**saved["config"])
+    if saved.get("beacon") is None:
+        return TinyTransformer(config)
+    from lcviz.beacons import BeaconTransformer  # here: only notebooks that load a beacon model
+    return BeaconTransformer(config, **saved["beacon"])  # depend on lcviz.beacons
+
+
+def load_checkpoint(name, data_dir=DATA_DIR):
+    """(TinyTransformer or BeaconTransformer in eval mode, info dict) for data/<name>.pt."""
+    return load_weights(name, _tiny_or_beacon, data_dir)
 
 
 def load_info(name, data_dir=DATA_DIR):

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from lcviz.memory import PEAK_AND_TIME_CHILD
+from lcviz.memory import PEAK_AND_TIME_CHILD, run_child
 from lcviz.validate import check_int
 
 THRESHOLD = 0.85  # RULER's bar: Llama-2-7B's score at 4K (85.6%), read as a fixed fraction
@@ -166,17 +166,9 @@ def fit_recall(seed=0, mixer="attention", state=16, n_layer=4, steps=1500, lr=3e
 
 def load_recall(name):
     """(RecallModel in eval mode, info) from data/<name>.pt (`python -m lcviz.train <name>`)."""
-    from lcviz import checkpoints
+    from lcviz.checkpoints import load_weights
     from lcviz.subquadratic import RecallConfig, RecallModel
-    weights_path, _ = checkpoints.checkpoint_paths(name)
-    if not weights_path.exists():
-        raise FileNotFoundError(f"{weights_path} is missing: rebuild it with "
-                                f"`python -m lcviz.train {name}`")
-    saved = torch.load(weights_path, map_location="cpu", weights_only=True)
-    checkpoints.FILES_READ.add(str(weights_path.resolve()))
-    model = RecallModel(RecallConfig(**saved["config"]))
-    model.load_state_dict(saved["state_dict"])
-    return model.eval(), checkpoints.load_info(name)
+    return load_weights(name, lambda saved: RecallModel(RecallConfig(**saved["config"])))
 
 
 # ---------------------------------------------------------------- scoring
@@ -614,22 +606,11 @@ def document_reasons(length):
 def measure_document(method, length, timeout=DOCUMENT_TIMEOUT):
     """{"seconds", "peak_mb"} of one DOCUMENT_METHODS entry at `length` in a fresh process (one
     thread), or {"error": what happened} (e.g. no result within `timeout` s)."""
-    import json
-    import subprocess
-    import sys
-
     from lcviz.validate import check_choice
     check_choice("method", method, DOCUMENT_METHODS)
     check_int("length", length, minimum=1)
-    args = [method, length, DOCUMENT_HEADS, DOCUMENT_HEAD_DIM, DOCUMENT_WINDOW]
-    try:
-        done = subprocess.run([sys.executable, "-c", _DOCUMENT_CHILD, *map(str, args)],
-                              capture_output=True, text=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired:
-        return {"error": f"no result within {timeout} s"}
-    if done.returncode:
-        return {"error": (done.stderr.strip().splitlines() or ["failed"])[-1][:300]}
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_child(_DOCUMENT_CHILD, [method, length, DOCUMENT_HEADS, DOCUMENT_HEAD_DIM,
+                                       DOCUMENT_WINDOW], timeout)
 
 
 def document_costs(lengths=DOCUMENT_LENGTHS, methods=DOCUMENT_METHODS, timeout=DOCUMENT_TIMEOUT):

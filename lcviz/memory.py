@@ -223,18 +223,27 @@ extra = {"compile_seconds": compile_seconds}
 """ + PEAK_AND_TIME_CHILD
 
 
+def run_child(script, args, timeout=900):
+    """Run a measuring script (one that ends in PEAK_AND_TIME_CHILD) in a fresh Python process
+    with command-line `args`: its JSON line as a dict, or {"error": the last line of its error
+    output, or that no result came within `timeout` s}."""
+    try:
+        done = subprocess.run([sys.executable, "-c", script, *map(str, args)], check=False,
+                              capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"no result within {timeout} s"}
+    if done.returncode:
+        return {"error": (done.stderr.strip().splitlines() or ["failed"])[-1][:300]}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def measure_attention(method, length, window=256, batch=1, heads=4, head_dim=64, repeats=3):
     """Forward time (median of `repeats`, after one untimed run) and peak memory above the
     inputs (MB) of one attention method (ATTENTION_METHODS or DENSE_VARIANTS), measured in a
     fresh Python process."""
     check_choice("method", method, ATTENTION_METHODS + DENSE_VARIANTS)
     check_window(window, length)
-    args = [method, length, window, batch, heads, head_dim, repeats]
-    result = subprocess.run([sys.executable, "-c", _ATTENTION_CHILD, *map(str, args)], check=False,
-                            capture_output=True, text=True, timeout=900)
-    if result.returncode:
-        return {"error": result.stderr.strip().splitlines()[-1] if result.stderr else "failed"}
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return run_child(_ATTENTION_CHILD, [method, length, window, batch, heads, head_dim, repeats])
 
 
 def benchmark(lengths=None):

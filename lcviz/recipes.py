@@ -1,6 +1,7 @@
 """Recipes as data: every checkpoint in data/ is one entry here, rebuilt by
 `python -m lcviz.train NAME`. An entry names its topic, the function that trains it
-("module:function", called as fit(seed=..., **settings) -> (model, metrics)) and its settings.
+("module:function", called as fit(seed=..., **settings) -> (model, metrics)), its settings and
+the function that loads the checkpoint back (load(name) -> (model, info)).
 Registration order matters for `python -m lcviz.train all`: a base model trains before the
 recipes that start from it."""
 
@@ -27,6 +28,7 @@ class Recipe:
     fit: str          # "lcviz.module:function"
     description: str
     settings: dict = field(default_factory=dict)
+    load: str = "lcviz.checkpoints:load_checkpoint"  # "module:function": name -> (model, info)
 
 
 RECIPES = {
@@ -113,7 +115,7 @@ RECIPES = {
     **{f"recurrent-{kind}": Recipe(
         "recurrent", "lcviz.recurrent:fit_recurrent",
         f"segment passkey (16-token segments, up to 8), 2 layers, width 64: {label}",
-        {"memory": kind, "steps": 800})
+        {"memory": kind, "steps": 800}, load="lcviz.recurrent:load_model")
        for kind, label in (("local", "attention inside the segment only"),
                            ("xl", "Transformer-XL cache of the previous segment"),
                            ("linear", "Infini-attention, linear rule"),
@@ -124,7 +126,8 @@ RECIPES = {
     **{f"longcontext-{mixer}": Recipe(
         "longcontext", "lcviz.longcontext:fit_recall",
         f"associative recall (MQAR, 1-16 pairs) and variable tracking (0-2 hops), 4 layers, "
-        f"width 64, length 128: {label}", {"mixer": mixer, "state": 16})
+        f"width 64, length 128: {label}", {"mixer": mixer, "state": 16},
+        load="lcviz.longcontext:load_recall")
        for mixer, label in (("attention", "softmax attention"),
                             ("linear", "linear attention, feature dim 16"),
                             ("mamba", "selective SSM, d_state 16"))},

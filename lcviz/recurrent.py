@@ -818,16 +818,8 @@ RECIPE_NAMES = {kind: f"recurrent-{kind}" for kind in MEMORY_KINDS}  # data/<nam
 def load_model(name):
     """(RecurrentTransformer in eval mode, info dict) from data/<name>.pt, written by
     `python -m lcviz.train <name>`; a missing file raises FileNotFoundError naming it."""
-    from lcviz import checkpoints
-    weights_path, _ = checkpoints.checkpoint_paths(name)
-    if not weights_path.exists():
-        raise FileNotFoundError(f"{weights_path} is missing: rebuild it with "
-                                f"`python -m lcviz.train {name}`")
-    saved = torch.load(weights_path, map_location="cpu", weights_only=True)
-    checkpoints.FILES_READ.add(str(weights_path.resolve()))
-    model = RecurrentTransformer(RecurrentConfig(**saved["config"]))
-    model.load_state_dict(saved["state_dict"])
-    return model.eval(), checkpoints.load_info(name)
+    from lcviz.checkpoints import load_weights
+    return load_weights(name, lambda saved: RecurrentTransformer(RecurrentConfig(**saved["config"])))
 
 
 @torch.no_grad()

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lcviz.memory import PEAK_AND_TIME_CHILD
+from lcviz.memory import PEAK_AND_TIME_CHILD, run_child
 from lcviz.stats import wilson_interval
 from lcviz.validate import check_choice, check_float, check_int
 
@@ -1001,21 +1001,9 @@ extra = {}
 def measure_forward(method, length, batch=1, heads=4, head_dim=64, repeats=3, timeout=900):
     """Forward time (median of `repeats` after one untimed run) and peak memory above the inputs
     (MB) of one method at one length, in a fresh Python process with one thread."""
-    import json
-    import subprocess
-    import sys
-
     check_choice("method", method, FORWARD_METHODS)
     check_int("length", length, minimum=1)
-    args = [method, length, batch, heads, head_dim, repeats]
-    try:
-        result = subprocess.run([sys.executable, "-c", _FORWARD_CHILD, *map(str, args)],
-                                capture_output=True, text=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired:
-        return {"error": f"no result within {timeout} s"}
-    if result.returncode:
-        return {"error": (result.stderr.strip().splitlines() or ["failed"])[-1]}
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return run_child(_FORWARD_CHILD, [method, length, batch, heads, head_dim, repeats], timeout)
 
 
 FORWARD_LENGTHS = (1024, 2048, 4096, 8192)

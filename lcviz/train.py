@@ -58,9 +58,10 @@ def train_loop(model, batches, steps, lr=3e-3, warmup=20, weight_decay=0.01, gra
     return history
 
 
-def recipe_function(recipe):
-    """The fit function a recipe names ("module:function")."""
-    module, function = recipe.fit.split(":")
+def recipe_function(recipe, role="fit"):
+    """The function a recipe names ("module:function") for `role`: "fit" trains, "load" reads
+    its checkpoint back."""
+    module, function = getattr(recipe, role).split(":")
     return getattr(importlib.import_module(module), function)
 
 

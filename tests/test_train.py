@@ -60,10 +60,10 @@ def test_cli_lists_recipes_and_rejects_unknown(capsys):
 
 
 def test_every_recipe_has_a_checkpoint_that_loads():
-    from lcviz.recurrent import load_model
-    for name in RECIPES:
-        _, info = (load_model if RECIPES[name].topic == "recurrent" else load_checkpoint)(name)
+    for name, recipe in RECIPES.items():
+        model, info = recipe_function(recipe, "load")(name)
         assert info["recipe"] == name and info["metrics"]["train_seconds"] > 0
+        assert not model.training and sum(p.numel() for p in model.parameters()) > 0
 
 
 def test_every_recipe_names_a_fit_function_of_its_own_topic():
@@ -71,7 +71,7 @@ def test_every_recipe_names_a_fit_function_of_its_own_topic():
     for name, recipe in RECIPES.items():
         assert recipe.topic in BY_SLUG, name
         assert recipe.fit.startswith(f"lcviz.{recipe.topic}:"), name
-        assert callable(recipe_function(recipe)), name
+        assert callable(recipe_function(recipe)) and callable(recipe_function(recipe, "load"))
 
 
 def test_the_loop_passes_every_batch_argument_to_the_model():
