@@ -84,3 +84,15 @@ def test_make_lab_opens_the_learners_copies_and_never_overwrites_them(tmp_path):
 def test_a_learners_workspace_is_ignored_by_git_and_ruff():
     assert "workspace/" in (ROOT / ".gitignore").read_text().split()
     assert '"workspace"' in (ROOT / "pyproject.toml").read_text()
+
+
+def test_the_recorded_run_time_is_the_kernels_time_not_the_clients_idling():
+    notebook = nbformat.v4.new_notebook()
+    timings = [("2026-01-01T00:00:00.000Z", "2026-01-01T00:00:02.500Z"),
+               ("2026-01-01T00:02:40.000Z", "2026-01-01T00:02:41.000Z")]  # 157.5 s idle between
+    for busy, idle in timings:
+        cell = nbformat.v4.new_code_cell("pass")
+        cell.metadata["execution"] = {"iopub.status.busy": busy, "iopub.status.idle": idle}
+        notebook.cells.append(cell)
+    notebook.cells.append(nbformat.v4.new_markdown_cell("no timing"))
+    assert notebooks.kernel_seconds(notebook) == pytest.approx(3.5)

@@ -3,7 +3,7 @@
 import numpy as np
 
 from lcviz.beacons import BEACONS, EVICTION, FULL, VARIANTS, WINDOW
-from lcviz.plots.core import new_figure
+from lcviz.plots.core import new_figure, plotly_figure
 
 # one colour per method of the equal-budget comparison, in drawing order
 METHOD_COLORS = dict(zip([FULL, WINDOW, *EVICTION, BEACONS, *VARIANTS],
@@ -68,7 +68,6 @@ def cache_size_figure(lengths, ratios, chunk, kv_entries):
 
 # ---- interactive (plotly) versions ----------------------------------------------------------
 
-FONT = {"size": 16}  # px: readable on a projector; the figure itself stretches with the page
 
 
 def beacon_labels(layout):
@@ -105,13 +104,13 @@ def beacon_mask_plotly(layout, mask, title="Beacon attention mask", max_ticks=16
                          colorbar={"title": {"text": "key is"}, "tickvals": [1.25, 1.75],
                                    "ticktext": ["a token", "a beacon"]},
                          name="mask", hovertemplate="query: %{y}<br>key: %{x}<extra></extra>")
-    layout_ = {"title": {"text": title}, "font": FONT, "template": "plotly_white", "height": height,
+    layout_ = {"title": {"text": title}, "height": height,
                "margin": {"l": 70, "r": 20, "t": 60, "b": 60},
                "xaxis": {**axis, "title": {"text": "key (ticks: first token of each chunk)"},
                          "constrain": "domain"},
                "yaxis": {**axis, "title": {"text": "query"}, "autorange": "reversed",
                          "scaleanchor": "x", "constrain": "domain"}}
-    return go.Figure(heatmap, layout_)
+    return plotly_figure(heatmap, layout_)
 
 
 def equal_budget_plotly(ratio_result, ratio, height=520):
@@ -119,7 +118,7 @@ def equal_budget_plotly(ratio_result, ratio, height=520):
     method's whole-key accuracy with its 95% interval; hover gives k of n."""
     import plotly.graph_objects as go
 
-    fig = go.Figure()
+    fig = plotly_figure()
     bands = [b for b in BAND_TITLES if ratio_result["bands"].get(b)]
     for method, color in METHOD_COLORS.items():
         cells = [ratio_result["bands"][b]["cells"].get(method) for b in bands]
@@ -136,7 +135,7 @@ def equal_budget_plotly(ratio_result, ratio, height=520):
                           "(%{y:.0%})<extra></extra>"))
     fig.update_layout(title={"text": f"Ratio {ratio}: every method keeps {ratio_result['budget']} "
                                      "KV entries"},
-                      font=FONT, template="plotly_white", height=height, barmode="group",
+                      height=height, barmode="group",
                       margin={"l": 70, "r": 20, "t": 60, "b": 40},
                       yaxis={"title": {"text": "whole keys found"}, "tickformat": ".0%",
                              "range": [0, 1.05]},

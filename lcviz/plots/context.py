@@ -1,20 +1,20 @@
 """Figures of topic 13 adaptive context management: each returns a plotly go.Figure (hover shows
 the exact token counts and intervals) and never calls show()."""
 
-import plotly.graph_objects as go
+
+from lcviz.plots.core import plotly_figure
 
 KIND_COLOURS = {"summary": "#ff7f0e", "retrieved": "#2ca02c", "recent": "#1f77b4",
                 "input": "#7f7f7f"}
 POLICY_COLOURS = {"last_k": "#8c564b", "token_buffer": "#1f77b4", "summary_buffer": "#ff7f0e",
                   "summary_buffer_classic": "#d62728", "memory_pressure": "#9467bd",
                   "retrieval": "#2ca02c"}
-FONT = {"size": 16}
 
 
 def _layout(fig, title, xaxis, yaxis, height=420):
     # a white background set by hand: a named template is deep-copied on every figure (slow)
     grid = {"gridcolor": "#e5e5e5", "zerolinecolor": "#cccccc"}
-    fig.update_layout(title={"text": title, "font": {"size": 20}}, font=FONT, height=height,
+    fig.update_layout(title={"text": title, "font": {"size": 20}}, height=height,
                       xaxis={"title": {"text": xaxis}, **grid},
                       yaxis={"title": {"text": yaxis}, **grid},
                       paper_bgcolor="white", plot_bgcolor="white",
@@ -32,7 +32,7 @@ def _budget_line(fig, x, budget):
 def context_composition(composition, title=None):
     """Stacked bars: what fills the context at each turn (summary, recalled items, recent turns,
     current input), with the budget as a dashed line. `composition` is lcviz.context.composition()."""
-    fig = go.Figure()
+    fig = plotly_figure()
     turns = composition["turn"]
     for kind in ("summary", "retrieved", "recent", "input"):
         fig.add_bar(x=turns, y=composition[kind], name=kind, marker_color=KIND_COLOURS[kind],
@@ -47,7 +47,7 @@ def context_composition(composition, title=None):
 def survival_curves(curves, highlight=None, title="Fact survival against turns since stated"):
     """Rate at which a fact's current value is still in the context against the turns since it
     was stated, one line per policy with its Wilson 95% band. `curves`: survival_curve() dicts."""
-    fig = go.Figure()
+    fig = plotly_figure()
     for curve in curves:
         policy = curve["policy"]
         colour = POLICY_COLOURS.get(policy, "#333333")
@@ -69,7 +69,7 @@ def survival_curves(curves, highlight=None, title="Fact survival against turns s
 def prompt_growth(growth, budget, title="The summary nobody counts"):
     """Context tokens per turn for each policy in `growth` ({policy: [tokens per turn]}) against
     the budget: the classic summary buffer's prompt keeps growing."""
-    fig = go.Figure()
+    fig = plotly_figure()
     for policy, totals in growth.items():
         fig.add_scatter(x=list(range(1, len(totals) + 1)), y=totals, mode="lines", name=policy,
                         line={"color": POLICY_COLOURS.get(policy, "#333333"), "width": 3},
@@ -83,7 +83,7 @@ def survival_bars(rows, turns, title=None):
     """Fact survival per policy (bars) at each budget (groups) for conversations of `turns`
     turns, with Wilson 95% error bars. `rows`: lcviz.context.survival_table() rows."""
     rows = [r for r in rows if r["turns"] == turns]
-    fig = go.Figure()
+    fig = plotly_figure()
     for policy in dict.fromkeys(r["policy"] for r in rows):
         mine = [r for r in rows if r["policy"] == policy]
         rate = [100 * r["survived"] / r["n"] for r in mine]
@@ -103,7 +103,7 @@ def survival_bars(rows, turns, title=None):
 def document_bars(rows, title="Finding one sentence in a long document"):
     """Answer present in the context per method (bars) and budget (groups), Wilson 95% error
     bars. `rows`: lcviz.context.document_experiment() rows."""
-    fig = go.Figure()
+    fig = plotly_figure()
     for method in dict.fromkeys(r["method"] for r in rows):
         mine = [r for r in rows if r["method"] == method]
         rate = [100 * r["found"] / r["n"] for r in mine]

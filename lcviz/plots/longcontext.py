@@ -3,9 +3,8 @@
 
 import numpy as np
 
-from lcviz.plots.core import new_figure
+from lcviz.plots.core import new_figure, plotly_figure
 
-FONT = {"size": 16}  # px: readable on a projector; the figure itself stretches with the page
 TASK_TITLES = {"needle": "needle in a haystack (whole key)",
                "multikey": "multi-key recall (string_match_all)",
                "vt": "variable tracking (exact match)",
@@ -51,15 +50,15 @@ def needle_heatmap_plotly(results, label, height=460):
     lengths = list(grid)
     depths = list(grid[lengths[0]])
     cells = [[grid[length][d] for length in lengths] for d in depths]
-    fig = go.Figure(go.Heatmap(
+    fig = plotly_figure(go.Heatmap(
         z=[[c["rate"] for c in row] for row in cells], x=lengths, y=[f"{d}%" for d in depths],
         zmin=0, zmax=1, colorscale="RdYlGn", texttemplate="%{z:.0%}",
         customdata=[[[c["k"], c["n"], c["low"], c["high"]] for c in row] for row in cells],
         hovertemplate="length %{x}, depth %{y}: %{customdata[0]} of %{customdata[1]} keys "
                       "(95%: %{customdata[2]:.0%}-%{customdata[3]:.0%})<extra></extra>",
         colorbar={"title": {"text": "found"}, "tickformat": ".0%"}))
-    fig.update_layout(title={"text": f"Needle in a haystack: {label}"}, font=FONT, height=height,
-                      template="plotly_white", margin={"l": 80, "r": 20, "t": 60, "b": 60},
+    fig.update_layout(title={"text": f"Needle in a haystack: {label}"}, height=height,
+                      margin={"l": 80, "r": 20, "t": 60, "b": 60},
                       xaxis={"title": {"text": "prompt length (tokens)"}, "type": "category"},
                       yaxis={"title": {"text": "needle depth"}, "autorange": "reversed"})
     return fig
@@ -106,7 +105,7 @@ def compare_plotly(rows, title, height=560):
 
     labels = [f"{r[0]} · {'—' if r[2] is None else human_bytes(r[2])}" for r in rows]
     cells = [r[1] for r in rows]
-    fig = go.Figure(go.Bar(
+    fig = plotly_figure(go.Bar(
         y=labels, x=[c["rate"] for c in cells], orientation="h",
         marker_color=["#2ca02c" if r[3] else "#c7c7c7" for r in rows],
         customdata=[[c["k"], c["n"], c["low"], c["high"]] for c in cells],
@@ -115,7 +114,7 @@ def compare_plotly(rows, title, height=560):
                  "arrayminus": [c["rate"] - c["low"] for c in cells]},
         hovertemplate="%{y}: %{customdata[0]} of %{customdata[1]} (%{x:.0%}, 95% "
                       "%{customdata[2]:.0%}-%{customdata[3]:.0%})<extra></extra>"))
-    fig.update_layout(title={"text": title}, font=FONT, template="plotly_white",
+    fig.update_layout(title={"text": title},
                       height=max(height, 60 + 34 * len(rows)),
                       margin={"l": 20, "r": 30, "t": 60, "b": 50},
                       xaxis={"title": {"text": "accuracy (95% interval)"}, "tickformat": ".0%",

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from lcviz.plots.core import new_figure
+from lcviz.plots.core import new_figure, plotly_figure
 
 
 def mask_heatmap(mask, title="Attention mask", ax=None):
@@ -34,7 +34,6 @@ def mask_gallery(named_masks, columns=4):
 
 # ---- interactive (plotly) versions: hover a cell to read its query, key and value ----------
 
-FONT = {"size": 16}  # px: readable on a projector; the figure itself stretches with the page
 
 
 def downsample_mask(mask, max_cells=256):
@@ -86,10 +85,10 @@ def mask_heatmap_plotly(mask, title="Attention mask", max_cells=256, height=620)
     heatmap = go.Heatmap(z=z, x=labels, y=labels, zmin=0, zmax=block * block,
                          colorscale=colorscale, colorbar=colorbar, name="mask",
                          hovertemplate=hover + "<extra></extra>")
-    layout = {"title": {"text": title}, "font": FONT, "template": "plotly_white", "height": height,
+    layout = {"title": {"text": title}, "height": height,
               "margin": {"l": 70, "r": 20, "t": 60, "b": 60},
               "xaxis": {**axis, "title": {"text": "key j (attended to)"}, "constrain": "domain"},
               "yaxis": {**axis, "title": {"text": "query i"}, "autorange": "reversed",
                         "scaleanchor": "x", "constrain": "domain"}}
-    fig = go.Figure(heatmap, layout)
+    fig = plotly_figure(heatmap, layout)
     return fig

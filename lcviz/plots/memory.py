@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from lcviz.plots.core import new_figure
+from lcviz.plots.core import new_figure, plotly_figure
 
 
 def attention_benchmark(results):
@@ -51,7 +51,6 @@ def memory_story(lengths, curves, measured=None, title="What grows with the cont
 
 # ---- interactive (plotly) version ------------------------------------------------------------
 
-FONT = {"size": 16}  # px: readable on a projector; the figure itself stretches with the page
 
 
 def attention_benchmark_plotly(results, length=None, window=None, height=480):
@@ -68,7 +67,7 @@ def attention_benchmark_plotly(results, length=None, window=None, height=480):
     heads = results.get("heads", 4)
     fig = make_subplots(1, 2, horizontal_spacing=0.12,
                         subplot_titles=(f"time (measured, w = {results['window']})",
-                                        "memory (grey: the scores)"))
+                                        "memory (grey: the scores)"), figure=plotly_figure())
     colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd"]
     for index, method in enumerate(dict.fromkeys(r["method"] for r in rows)):
         mine = sorted((r for r in rows if r["method"] == method), key=lambda r: r["length"])
@@ -104,6 +103,6 @@ def attention_benchmark_plotly(results, length=None, window=None, height=480):
     fig.update_yaxes(type="log", title_text="milliseconds", dtick=1, tickformat=",~g", row=1, col=1)
     fig.update_yaxes(type="log", title_text="megabytes", dtick=1, tickformat=",~g", row=1, col=2)
     fig.update_annotations(font_size=16)
-    fig.update_layout(font=FONT, template="plotly_white", height=height, margin={"l": 70, "r": 20, "t": 70, "b": 60},
+    fig.update_layout(height=height, margin={"l": 70, "r": 20, "t": 70, "b": 60},
                       legend={"orientation": "h", "y": -0.22, "x": 0})
     return fig

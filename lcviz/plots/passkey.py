@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from lcviz.plots.core import new_figure
+from lcviz.plots.core import new_figure, plotly_figure
 
 
 def accuracy_curves(curves, xlabel, reach=None, title="Passkey accuracy"):
@@ -65,7 +65,6 @@ def query_attention(weights, tokens, key_positions, title="What the question att
 
 # ---- interactive (plotly) versions ----------------------------------------------------------
 
-FONT = {"size": 16}  # px: readable on a projector; the figure itself stretches with the page
 COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2"]
 
 
@@ -86,14 +85,13 @@ def query_attention_plotly(weights, tokens, key_positions, title="What the quest
     heatmap = go.Heatmap(z=weights, x=labels, y=heads, zmin=0, colorscale="Blues",
                          colorbar={"title": {"text": "weight"}}, name="attention",
                          hovertemplate="%{y}, token %{x}<br>weight %{z:.3f}<extra></extra>")
-    layout = {"title": {"text": title}, "font": FONT, "template": "plotly_white",
-              "height": height or 170 + 34 * len(weights),
+    layout = {"title": {"text": title}, "height": height or 170 + 34 * len(weights),
               "margin": {"l": 90, "r": 20, "t": 60, "b": 100},
               "xaxis": {"type": "category", "tickmode": "array", "tickvals": labels[::step],
                         "ticktext": [str(t) for t in tokens[::step]], "tickangle": -60,
                         "title": {"text": "prompt tokens (outlined: the key's digits)"}},
               "yaxis": {"autorange": "reversed"}}
-    fig = go.Figure(heatmap, layout)
+    fig = plotly_figure(heatmap, layout)
     for position in key_positions:
         fig.add_shape(type="rect", x0=position - 0.5, x1=position + 0.5, y0=-0.5,
                       y1=len(weights) - 0.5, line={"color": "#d62728", "width": 2})
@@ -110,7 +108,7 @@ def accuracy_by_distance_plotly(curves, reach=None, highlight=None,
     dashed one at what its layers can reach (or a note when that lies beyond every prompt)."""
     import plotly.graph_objects as go
 
-    fig = go.Figure()
+    fig = plotly_figure()
     longest = max(max(points) for points in curves.values())
     for index, (label, points) in enumerate(curves.items()):
         color = COLORS[index % len(COLORS)]
@@ -137,7 +135,7 @@ def accuracy_by_distance_plotly(curves, reach=None, highlight=None,
                 fig.add_annotation(x=1, xref="paper", y=0.05, yref="paper", showarrow=False,
                                    xanchor="right", text=f"{highlight}: {words}, beyond every "
                                                          "distance here", font={"size": 15})
-    layout = {"title": {"text": title}, "font": FONT, "template": "plotly_white", "height": height,
+    layout = {"title": {"text": title}, "height": height,
               "margin": {"l": 70, "r": 20, "t": 60, "b": 60},
               "xaxis": {"title": {"text": xlabel}},
               "yaxis": {"title": {"text": "keys found"}, "tickformat": ".0%", "range": [-0.03, 1.05]},
@@ -153,7 +151,7 @@ def needle_grid_plotly(grids, title="Needle in a haystack: keys found", height=4
     from plotly.subplots import make_subplots
 
     fig = make_subplots(1, len(grids), subplot_titles=list(grids), shared_yaxes=True,
-                        horizontal_spacing=0.04)
+                        horizontal_spacing=0.04, figure=plotly_figure())
     for column, grid in enumerate(grids.values(), start=1):
         lengths = sorted({length for length, _ in grid})
         depths = sorted({depth for _, depth in grid})
@@ -171,6 +169,6 @@ def needle_grid_plotly(grids, title="Needle in a haystack: keys found", height=4
         fig.update_xaxes(title_text="needle depth", type="category", row=1, col=column)
     fig.update_yaxes(title_text="prompt length (tokens)", type="category", row=1, col=1)
     fig.update_annotations(font_size=16)
-    fig.update_layout(title={"text": title}, font=FONT, template="plotly_white", height=height,
+    fig.update_layout(title={"text": title}, height=height,
                       margin={"l": 80, "r": 20, "t": 90, "b": 60})
     return fig

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from lcviz.plots.core import new_figure
+from lcviz.plots.core import new_figure, plotly_figure
 from lcviz.receptive import window_receptive_field
 
 
@@ -59,7 +59,6 @@ def effective_field(grads, cone, position, title="Effective receptive field"):
 
 # ---- interactive (plotly) versions ----------------------------------------------------------
 
-FONT = {"size": 16}  # px: readable on a projector; the figure itself stretches with the page
 
 
 def receptive_growth_plotly(curves, window=None, title="Receptive field of the last position",
@@ -83,13 +82,13 @@ def receptive_growth_plotly(curves, window=None, title="Receptive field of the l
             go.Scatter(x=layers, y=[window_receptive_field(window, n) for n in layers],
                        mode="lines", line={"dash": "dash", "color": "black", "width": 2.5},
                        name="exact L(w−1)+1", hovertemplate="L(w−1)+1 = %{y}<extra></extra>")]
-    layout = {"title": {"text": title}, "font": FONT, "template": "plotly_white", "height": height,
+    layout = {"title": {"text": title}, "height": height,
               "margin": {"l": 70, "r": 20, "t": 60, "b": 60}, "hovermode": "x unified",
               "xaxis": {"title": {"text": "layers L"}, "tickmode": "linear", "tick0": 1,
                         "dtick": max(1, -(-depth // 12)), "range": [0.7, depth + 0.3]},
               "yaxis": {"title": {"text": "input positions reached"}, "rangemode": "tozero"},
               "legend": {"orientation": "h", "y": -0.2, "x": 0}}
-    return go.Figure(traces, layout)
+    return plotly_figure(traces, layout)
 
 
 def first_layer_reached(reach):
@@ -115,12 +114,12 @@ def reachability_plotly(reach, title="Layers until input j reaches output t",
                          colorbar={"title": {"text": "layers"}, "tickvals": list(range(1, layers + 1))},
                          hovertemplate="output %{y} ← input %{x}<br>reached after %{z} "
                                        "layer(s)<extra></extra>")
-    layout = {"title": {"text": title}, "font": FONT, "template": "plotly_white", "height": height,
+    layout = {"title": {"text": title}, "height": height,
               "margin": {"l": 70, "r": 20, "t": 60, "b": 60},
               "xaxis": {"title": {"text": "input j"}, "constrain": "domain"},
               "yaxis": {"title": {"text": "output t"}, "autorange": "reversed", "scaleanchor": "x",
                         "constrain": "domain"}}
-    return go.Figure(heatmap, layout)
+    return plotly_figure(heatmap, layout)
 
 
 def field_growth(curves, window=None, title="Receptive field of the last position"):

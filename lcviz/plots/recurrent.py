@@ -3,13 +3,11 @@ show(). plotly where hovering helps (curves with exact numbers and intervals), m
 the reach matrices and the gates."""
 
 import numpy as np
-import plotly.graph_objects as go
 
 from lcviz import recurrent
-from lcviz.plots.core import new_figure
+from lcviz.plots.core import new_figure, plotly_figure
 from lcviz.stats import wilson_interval
 
-FONT = {"size": 16}  # px, readable on a projector
 KIND_COLOURS = {"local": "#7f7f7f", "xl": "#ff7f0e", "linear": "#1f77b4", "delta": "#2ca02c",
                 "full": "#000000"}
 KIND_LABELS = {"local": "local only", "xl": "Transformer-XL", "linear": "Infini, linear",
@@ -17,8 +15,8 @@ KIND_LABELS = {"local": "local only", "xl": "Transformer-XL", "linear": "Infini,
 
 
 def _layout(fig, title, xaxis, yaxis, height=440):
-    fig.update_layout(title={"text": title, "font": {"size": 20}}, font=FONT, height=height,
-                      xaxis_title=xaxis, yaxis_title=yaxis, template="plotly_white",
+    fig.update_layout(title={"text": title, "font": {"size": 20}}, height=height,
+                      xaxis_title=xaxis, yaxis_title=yaxis,
                       legend={"font": {"size": 15}}, margin={"l": 70, "r": 20, "t": 60, "b": 60})
     return fig
 
@@ -26,7 +24,7 @@ def _layout(fig, title, xaxis, yaxis, height=440):
 def retrieval_error_figure(rows, title="Reading back n pairs from a d_k × d_k memory"):
     """Relative retrieval error against n / d_k, one line per row of
     lcviz.recurrent.retrieval_table (keys, read, rule); the delta rule dashed."""
-    fig = go.Figure()
+    fig = plotly_figure()
     for row in rows:
         name = f"{row['keys']} keys, {row['read']} read, {row['rule']}"
         fig.add_scatter(x=row["ratio"], y=row["error"], name=name, mode="lines+markers",
@@ -48,7 +46,7 @@ def passkey_gap_figure(results, title="Passkey across segments: whole key by gap
     """Whole-key accuracy against the number of segments between the needle and the question
     (or, with another `xaxis` title, any count: e.g. segments in the prompt), with Wilson 95%
     intervals. results maps a memory kind (or any label) to {gap: [hits, n]}."""
-    fig = go.Figure()
+    fig = plotly_figure()
     for kind, by_gap in results.items():
         gaps = sorted(int(g) for g in by_gap)
         hits = [by_gap[str(g)][0] if str(g) in by_gap else by_gap[g][0] for g in gaps]
@@ -109,7 +107,7 @@ def gate_figure(gates, title="Infini gate sigmoid(β): share of the memory read"
 def token_time_figure(rows, title="Time per token while reading on"):
     """Per-token time (ms) against the position read, one line per model: rows are
     {"kind", "position": [...], "ms_per_token": [...]} (lcviz.recurrent.token_times)."""
-    fig = go.Figure()
+    fig = plotly_figure()
     for row in rows:
         label = KIND_LABELS.get(row["kind"], row["kind"])
         fig.add_scatter(x=row["position"], y=row["ms_per_token"], name=label,

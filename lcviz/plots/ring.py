@@ -7,10 +7,9 @@ import math
 import numpy as np
 
 from lcviz import ring
-from lcviz.plots.core import new_figure
+from lcviz.plots.core import new_figure, plotly_figure
 from lcviz.validate import check_int
 
-FONT = {"size": 16}  # px, plotly figures: readable on a projector
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
            "#bcbd22", "#17becf"]
 
@@ -121,7 +120,7 @@ def ring_work(counts, step=None, title="Pairs per rank and step", height=430):
     schedule = ring.ring_schedule(world).numpy()
     text = [[f"KV{schedule[r, s]}<br>{counts[r, s]:,}" for s in range(world)]
             for r in range(world)]
-    fig = go.Figure(go.Heatmap(
+    fig = plotly_figure(go.Heatmap(
         z=counts, x=[f"step {s}" for s in range(world)], y=[f"rank {r}" for r in range(world)],
         colorscale="Blues", zmin=0, text=text, texttemplate="%{text}" if world <= 8 else "",
         customdata=schedule, colorbar={"title": "pairs"},
@@ -129,7 +128,7 @@ def ring_work(counts, step=None, title="Pairs per rank and step", height=430):
     if step is not None:
         fig.add_shape(type="rect", x0=step - 0.5, x1=step + 0.5, y0=-0.5, y1=world - 0.5,
                       line={"color": "black", "width": 4})
-    fig.update_layout(title={"text": title}, font=FONT, template="plotly_white", height=height,
+    fig.update_layout(title={"text": title}, height=height,
                       yaxis={"autorange": "reversed"}, margin={"l": 90, "r": 20, "t": 60, "b": 50})
     return fig
 
@@ -146,7 +145,7 @@ def ring_diagram(world, step=0, height=420):
     angles = [math.pi / 2 - 2 * math.pi * r / world for r in range(world)]
     xs, ys = [math.cos(a) for a in angles], [math.sin(a) for a in angles]
     held = [int(schedule[r, step]) for r in range(world)]
-    fig = go.Figure(go.Scatter(
+    fig = plotly_figure(go.Scatter(
         x=xs, y=ys, mode="markers+text", marker={"size": 74, "color": [_color(h) for h in held],
                                                    "line": {"color": "black", "width": 2}},
         text=[f"<b>rank {r}</b><br>Q{r}·KV{h}" for r, h in enumerate(held)],
@@ -162,7 +161,7 @@ def ring_diagram(world, step=0, height=420):
                                arrowcolor=_color(held[r]), standoff=4, startstandoff=4)
     title = (f"Step {step}: each rank attends to the block it holds, then passes it to rank + 1"
              if world > 1 else "One rank: nothing travels")
-    fig.update_layout(title={"text": title}, font=FONT, template="plotly_white", height=height,
+    fig.update_layout(title={"text": title}, height=height,
                       showlegend=False, margin={"l": 10, "r": 10, "t": 60, "b": 10},
                       xaxis={"visible": False, "range": [-1.45, 1.45]},
                       yaxis={"visible": False, "range": [-1.35, 1.35], "scaleanchor": "x"})
@@ -188,13 +187,13 @@ def ring_step_pairs(length, world, layout="contiguous", step=0, causal=True, hei
         rows, cols = positions[r].numpy(), positions[src].numpy()
         block = allowed[np.ix_(rows, cols)]
         z[np.ix_(rows, cols)] = np.where(block, r, z[np.ix_(rows, cols)])
-    fig = go.Figure(go.Heatmap(
+    fig = plotly_figure(go.Heatmap(
         z=z, zmin=-1.5, zmax=world - 0.5, colorscale=_steps(world), showscale=True,
         colorbar={"title": "rank", "tickvals": list(range(-1, world)),
                   "ticktext": ["other step"] + [str(r) for r in range(world)]},
         hovertemplate="query %{y}, key %{x}: %{z}<extra></extra>"))
     fig.update_layout(title={"text": f"Step {step}: scores computed, by rank ({layout})"},
-                      font=FONT, template="plotly_white", height=height,
+                      height=height,
                       xaxis={"title": "key position"},
                       yaxis={"title": "query position", "autorange": "reversed",
                              "scaleanchor": "x"},

@@ -3,7 +3,7 @@
 import numpy as np
 from matplotlib.ticker import FuncFormatter, NullLocator
 
-from lcviz.plots.core import new_figure
+from lcviz.plots.core import new_figure, plotly_figure
 
 
 def rope_rotations(inv_freq, length, pairs=None):
@@ -138,7 +138,6 @@ def loss_by_position(curves, original_length, bucket=16, title="Loss against pos
 
 # ---- interactive (plotly) versions ----------------------------------------------------------
 
-FONT = {"size": 16}  # px: readable on a projector; the figure itself stretches with the page
 COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"]
 
 
@@ -159,7 +158,8 @@ def rope_pairs_plotly(methods, default, original_length, factor, height=440):
     default = np.asarray(default, dtype=np.float64)
     pairs = np.arange(len(default))
     fig = make_subplots(1, 2, horizontal_spacing=0.12,
-                        subplot_titles=("wavelength per pair", "frequency ÷ default"))
+                        subplot_titles=("wavelength per pair", "frequency ÷ default"),
+                        figure=plotly_figure())
     for index, (label, inv_freq) in enumerate(methods.items()):
         wavelength = 2 * np.pi / np.asarray(inv_freq, dtype=np.float64)
         style = {"mode": "lines", "legendgroup": label,
@@ -192,7 +192,7 @@ def rope_pairs_plotly(methods, default, original_length, factor, height=440):
     fig.update_yaxes(title_text="frequency ÷ default frequency", range=[0, 1.12], row=1, col=2)
     for title in fig.layout.annotations[:2]:  # the two subplot titles
         title.font = {"size": 16}
-    fig.update_layout(font=FONT, template="plotly_white", height=height, margin={"l": 80, "r": 20, "t": 60, "b": 60},
+    fig.update_layout(height=height, margin={"l": 80, "r": 20, "t": 60, "b": 60},
                       legend={"orientation": "h", "y": -0.2, "x": 0})
     return fig
 
@@ -209,13 +209,13 @@ def score_curves_plotly(distances, curves, original_length,
                          hovertemplate=f"{label}, distance %{{x:,.0f}}: score %{{y:.2f}}"
                                        "<extra></extra>")
               for i, (label, scores) in enumerate(curves.items())]
-    layout = {"title": {"text": title}, "font": FONT, "template": "plotly_white", "height": height,
+    layout = {"title": {"text": title}, "height": height,
               "margin": {"l": 70, "r": 20, "t": 60, "b": 60},
               "xaxis": {"title": {"text": "distance between query and key (tokens)"},
                         "tickformat": ",d"},
               "yaxis": {"title": {"text": "attention score"}},
               "legend": {"orientation": "h", "y": -0.25, "x": 0}}
-    fig = go.Figure(traces, layout)
+    fig = plotly_figure(traces, layout)
     fig.add_vline(x=original_length, line={"dash": "dash", "color": "grey", "width": 1.5},
                   annotation_text=f"training length L = {original_length:,}",
                   annotation_position="top right", annotation_font_size=15)

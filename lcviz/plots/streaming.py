@@ -5,7 +5,7 @@ stream length, strided evaluation and chunk merging (matplotlib). None calls sho
 import plotly.graph_objects as go
 import torch
 
-from lcviz.plots.core import new_figure
+from lcviz.plots.core import new_figure, plotly_figure
 
 POLICY_COLOURS = {"full": "#7f7f7f", "window": "#d62728", "recompute": "#2ca02c",
                   "sink": "#1f77b4", "h2o": "#9467bd", "snapkv": "#8c564b", "tova": "#ff7f0e"}
@@ -48,7 +48,7 @@ def kept_heatmap(grid, title="Which tokens each step attends to", max_cells=160,
         grid = torch.nn.functional.avg_pool2d(padded[None, None], every)[0, 0]
     rows = [every * i for i in range(grid.size(0))]
     cols = [every * j for j in range(grid.size(1))]
-    fig = go.Figure(go.Heatmap(
+    fig = plotly_figure(go.Heatmap(
         z=grid.numpy(), x=cols, y=rows, colorscale=[[0, "#f7f7f7"], [1, "#08306b"]], zmin=0,
         zmax=1, showscale=False,
         hovertemplate=("step %{y}, token %{x}: kept %{z:.0%}<extra></extra>" if every > 1 else
@@ -59,8 +59,7 @@ def kept_heatmap(grid, title="Which tokens each step attends to", max_cells=160,
     fig.update_yaxes(autorange="reversed", title_text="decoding step (query position)")
     fig.update_xaxes(title_text="token position in the stream")
     fig.update_layout(title={"text": title, "font": {"size": FONT + 5}}, font={"size": FONT + 1},
-                      height=460, margin={"l": 80, "r": 20, "t": 60, "b": 60},
-                      template="plotly_white")
+                      height=460, margin={"l": 80, "r": 20, "t": 60, "b": 60})
     return fig
 
 
@@ -200,7 +199,7 @@ def merge_errors(errors, spans=None, title="Chunked output minus the unchunked o
 def stream_loss_plotly(curves, training_length, bucket=16, title="Loss along the stream"):
     """Plotly version of loss_along_stream (hover shows each bucket's mean): curves
     {label: per-token losses (N,)}; a dotted line marks the training length."""
-    fig = go.Figure()
+    fig = plotly_figure()
     for label, losses in curves.items():
         losses = torch.as_tensor(losses, dtype=torch.float64).flatten()
         n = len(losses) // bucket * bucket
@@ -217,7 +216,7 @@ def stream_loss_plotly(curves, training_length, bucket=16, title="Loss along the
                   annotation_text=f"training length {training_length}",
                   annotation_font_size=FONT)
     fig.update_layout(title={"text": title, "font": {"size": FONT + 5}}, font={"size": FONT + 1},
-                      height=400, template="plotly_white", xaxis_title="position in the stream",
+                      height=400, xaxis_title="position in the stream",
                       yaxis_title=f"loss (nats, mean of {bucket})",
                       legend={"font": {"size": FONT}}, margin={"l": 70, "r": 20, "t": 60, "b": 60})
     return fig
@@ -229,7 +228,7 @@ def kept_heatmaps(grids, title="What each policy keeps", max_cells=120):
     from plotly.subplots import make_subplots
     labels = list(grids)
     fig = make_subplots(rows=1, cols=len(labels), subplot_titles=labels, shared_yaxes=True,
-                        horizontal_spacing=0.02)
+                        horizontal_spacing=0.02, figure=plotly_figure())
     for i, label in enumerate(labels, start=1):
         one = kept_heatmap(grids[label], max_cells=max_cells)
         fig.add_trace(one.data[0], row=1, col=i)
@@ -237,6 +236,6 @@ def kept_heatmaps(grids, title="What each policy keeps", max_cells=120):
     fig.update_yaxes(autorange="reversed", title_text="step", row=1, col=1)
     fig.update_annotations(font_size=FONT)
     fig.update_layout(title={"text": title, "font": {"size": FONT + 5}}, font={"size": FONT},
-                      height=380, width=max(500, 260 * len(labels)), template="plotly_white",
+                      height=380, width=max(500, 260 * len(labels)),
                       margin={"l": 70, "r": 20, "t": 90, "b": 60})
     return fig

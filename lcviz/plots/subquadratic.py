@@ -2,12 +2,11 @@
 
 import numpy as np
 
-from lcviz.plots.core import new_figure
+from lcviz.plots.core import new_figure, plotly_figure
 
 MIXER_COLORS = {"attention": "#1f77b4", "linear": "#d62728", "mamba": "#2ca02c"}
 MIXER_NAMES = {"attention": "softmax attention", "linear": "linear attention (elu+1)",
                "mamba": "selective SSM (Mamba)"}
-FONT = {"size": 16}  # px, for the plotly figures: readable on a projector
 
 
 def recall_label(mixer, state, state_numbers=None):
@@ -81,14 +80,14 @@ def hierarchical_layout_plotly(length, block, causal=True, height=520):
     text = np.where(near, "exact score", np.where(
         allowed, "coarse: one entry for key block " + blocks[None, :].astype(str).repeat(length, 0),
         "masked (future)"))
-    fig = go.Figure(go.Heatmap(
+    fig = plotly_figure(go.Heatmap(
         z=kind, text=text, colorscale=[[0, "#fdae6b"], [0.5, "#fdae6b"], [0.5, "#3182bd"],
                                         [1, "#3182bd"]],
         zmin=1, zmax=2, showscale=False,
         hovertemplate="query %{y}, key %{x}: %{text}<extra></extra>"))
     fig.update_layout(  # blue: exact (near blocks); orange: one coarse entry per far block
         title=f"T = {length}, b = {block}: exact near, coarse far",
-        font=FONT, height=height, margin={"l": 60, "r": 20, "t": 70, "b": 50},
+        height=height, margin={"l": 60, "r": 20, "t": 70, "b": 50},
         xaxis={"title": "key position", "constrain": "domain"},
         yaxis={"title": "query position", "autorange": "reversed", "scaleanchor": "x"})
     return fig
@@ -128,7 +127,7 @@ def recall_curves_plotly(models, highlight_state=None, length=None, height=480):
     closest to it; `length` relabels attention with its KV cache at that length."""
     import plotly.graph_objects as go
 
-    fig = go.Figure()
+    fig = plotly_figure()
     fixed = [m["state_numbers"] for m in models if m["mixer"] != "attention"]
     nearest = None
     if highlight_state is not None and fixed:
@@ -156,7 +155,7 @@ def recall_curves_plotly(models, highlight_state=None, length=None, height=480):
                      "array": [p["high"] - p["accuracy"] for p in points],
                      "arrayminus": [p["accuracy"] - p["low"] for p in points]}))
     fig.update_layout(  # the legend (below the axes) gives the numbers carried per sequence
-        title="Recall against key-value pairs", font=FONT,
+        title="Recall against key-value pairs",
         height=height, margin={"l": 60, "r": 20, "t": 60, "b": 50},
         xaxis={"title": "key-value pairs", "type": "log", "dtick": np.log10(2),
                "automargin": True},
@@ -213,7 +212,7 @@ def state_growth_plotly(lengths, kv_numbers, fixed, current_length=None, height=
     fixed recurrent states (flat lines). fixed maps a label to a number."""
     import plotly.graph_objects as go
 
-    fig = go.Figure()
+    fig = plotly_figure()
     fig.add_trace(go.Scatter(x=list(lengths), y=list(kv_numbers), mode="lines",
                              name="softmax attention: KV cache",
                              line={"color": MIXER_COLORS["attention"], "width": 4}))
@@ -224,7 +223,7 @@ def state_growth_plotly(lengths, kv_numbers, fixed, current_length=None, height=
     if current_length is not None:
         fig.add_vline(x=current_length, line={"color": "grey", "dash": "dot"})
     fig.update_layout(  # log axes labelled at powers of ten only (no small 2 and 5 labels)
-        title="Numbers carried per sequence", font=FONT, height=height,
+        title="Numbers carried per sequence", height=height,
         margin={"l": 60, "r": 20, "t": 60, "b": 50},
         xaxis={"title": "length T", "type": "log", "dtick": 1, "automargin": True},
         yaxis={"title": "numbers", "type": "log", "dtick": 1, "automargin": True},

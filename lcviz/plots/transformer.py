@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from lcviz.plots.core import new_figure
+from lcviz.plots.core import new_figure, plotly_figure
 
 
 def loss_curve(history, title="Training loss"):
@@ -96,7 +96,6 @@ def token_attention_heatmap(weights, tokens, title="Attention weights"):
 
 # ---- interactive (plotly) version: hover a cell to read its query token, key token, weight ----
 
-FONT = {"size": 16}  # px: readable on a projector; the figure itself stretches with the page
 VISIBLE = {" ": "␣", "\n": "⏎", "\t": "⇥"}  # characters that would be invisible on an axis
 
 
@@ -122,8 +121,8 @@ def attention_heatmap_plotly(weights, tokens, title="Attention weights", max_tic
     heatmap = go.Heatmap(z=weights, x=labels, y=labels[:len(weights)], zmin=0, colorscale="Viridis",
                          colorbar={"title": {"text": "weight"}}, name="attention",
                          hovertemplate="query %{y} → key %{x}<br>weight %{z:.3f}<extra></extra>")
-    layout = {"title": {"text": title}, "font": FONT, "template": "plotly_white", "height": height,
+    layout = {"title": {"text": title}, "height": height,
               "margin": {"l": 60, "r": 20, "t": 60, "b": 60},
               "xaxis": {**axis, "title": {"text": "key (attended to)"}},
               "yaxis": {**axis, "title": {"text": "query"}, "autorange": "reversed"}}
-    return go.Figure(heatmap, layout)
+    return plotly_figure(heatmap, layout)
