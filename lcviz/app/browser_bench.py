@@ -47,7 +47,8 @@ SCENARIOS = {
     "memory": ({"length": 4096, "window": 256}, "window", ["ArrowRight"] * 8),
     "rope": ({"method": "yarn", "factor": 4.0, "original": 2048}, "factor", ["ArrowRight"] * 8),
     "passkey": ({"length": 128, "depth": 50, "seed": 0}, "seed", ["ArrowRight"] * 8),
-    "beacons": ({"length": 128, "chunk": 16, "ratio": 4}, "length", ["ArrowRight"] * 8),
+    "beacons": ({"length": 64, "chunk": 16, "ratio": 4}, "length", ["ArrowRight"] * 8),  # the
+    # mask is drawn up to 128 tokens: longer lengths change no figure
     "recurrent": ({"dk": 8}, "dk", ["ArrowRight"] * 4),  # the first slider moves no figure
     "longcontext": ({"task": "needle in a haystack", "at_needle": 128}, "at_needle",
                     ["ArrowRight"] * 3),
@@ -227,7 +228,8 @@ def settle_after_hold(browser, tab, hold=1.0, interval=0.033, timeout=60_000, ag
         presses += 1
         time.sleep(interval)
     tab.wait_for_function(IDLE_JS, arg=1500, timeout=timeout)
-    fresh = open_view(browser, tab.url)
+    compared_url = tab.url
+    fresh = open_view(browser, compared_url)
     give_up = time.perf_counter() + agree_within
     while True:
         final, expected = tab.evaluate(CONTENT_JS), fresh.evaluate(CONTENT_JS)
@@ -240,7 +242,8 @@ def settle_after_hold(browser, tab, hold=1.0, interval=0.033, timeout=60_000, ag
     idle_since = max([events["changes"][-1] if events["changes"] else 0]
                      + [t for t, state in events["states"] if state == "notRunning"])
     return {"settle_seconds": max(0.0, (idle_since - release) / 1e3), "presses": presses,
-            "final_url": tab.url.split("?", 1)[-1], "final_figure_matches_fresh_load":
+            "final_url": tab.url.split("?", 1)[-1],
+            "compared_url": compared_url.split("?", 1)[-1], "final_figure_matches_fresh_load":
             final == expected, "figures": [final.count("|") + 1 if final else 0,
                                            expected.count("|") + 1 if expected else 0]}
 
