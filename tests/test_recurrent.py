@@ -473,3 +473,15 @@ def test_app_page_runs_and_recomputes_on_a_slider_move():
     assert not at.exception and not at.error and at.metric[0].value != before
     at.selectbox(key="keys").set_value("random").run()
     assert not at.exception and not at.error
+
+
+def test_the_linear_rule_does_not_depend_on_how_writes_are_grouped_and_the_delta_rule_does():
+    phi_k, _ = memory_keys(12, 8, "random", torch.Generator().manual_seed(0))  # (1, 1, 12, 8)
+    values = torch.randn(1, 1, 12, 8, generator=torch.Generator().manual_seed(1))
+    for rule, same in (("linear", True), ("delta", False)):
+        at_once = memory_update(empty_memory(1, 1, 8, 8), phi_k, values, rule, False)
+        one_by_one = empty_memory(1, 1, 8, 8)
+        for t in range(12):
+            one_by_one = memory_update(one_by_one, phi_k[:, :, t:t + 1], values[:, :, t:t + 1],
+                                          rule, False)
+        assert torch.allclose(at_once.M, one_by_one.M, atol=1e-5) == same
