@@ -74,9 +74,8 @@ def kernel_seconds(notebook):
     for cell in notebook.cells:
         timing = cell.get("metadata", {}).get("execution", {})
         if "iopub.status.busy" in timing and "iopub.status.idle" in timing:
-            total += (datetime.fromisoformat(timing["iopub.status.idle"].replace("Z", "+00:00"))
-                      - datetime.fromisoformat(timing["iopub.status.busy"].replace("Z", "+00:00"))
-                      ).total_seconds()
+            total += (datetime.fromisoformat(timing["iopub.status.idle"])
+                      - datetime.fromisoformat(timing["iopub.status.busy"])).total_seconds()
     return total
 
 

@@ -1,25 +1,13 @@
 """Figures of topic 13 adaptive context management: each returns a plotly go.Figure (hover shows
 the exact token counts and intervals) and never calls show()."""
 
-
-from lcviz.plots.core import plotly_figure
+from lcviz.plots.core import plotly_figure, plotly_titled
 
 KIND_COLOURS = {"summary": "#ff7f0e", "retrieved": "#2ca02c", "recent": "#1f77b4",
                 "input": "#7f7f7f"}
 POLICY_COLOURS = {"last_k": "#8c564b", "token_buffer": "#1f77b4", "summary_buffer": "#ff7f0e",
                   "summary_buffer_classic": "#d62728", "memory_pressure": "#9467bd",
                   "retrieval": "#2ca02c"}
-
-
-def _layout(fig, title, xaxis, yaxis, height=420):
-    # a white background set by hand: a named template is deep-copied on every figure (slow)
-    grid = {"gridcolor": "#e5e5e5", "zerolinecolor": "#cccccc"}
-    fig.update_layout(title={"text": title, "font": {"size": 20}}, height=height,
-                      xaxis={"title": {"text": xaxis}, **grid},
-                      yaxis={"title": {"text": yaxis}, **grid},
-                      paper_bgcolor="white", plot_bgcolor="white",
-                      legend={"font": {"size": 15}}, margin={"l": 70, "r": 20, "t": 60, "b": 60})
-    return fig
 
 
 def _budget_line(fig, x, budget):
@@ -40,8 +28,8 @@ def context_composition(composition, title=None):
     if composition["budget"] is not None and turns:
         _budget_line(fig, turns, composition["budget"])
     fig.update_layout(barmode="stack", bargap=0.05)
-    return _layout(fig, title or f"What fills the context: {composition['policy']}",
-                   "turn (history length)", "tokens in the context")
+    return plotly_titled(fig, title or f"What fills the context: {composition['policy']}",
+                         "turn (history length)", "tokens in the context", height=420)
 
 
 def survival_curves(curves, highlight=None, title="Fact survival against turns since stated"):
@@ -62,8 +50,8 @@ def survival_curves(curves, highlight=None, title="Fact survival against turns s
                         hovertemplate=(f"{policy}<br>%{{x}}+ turns ago: %{{y:.1f}}% "
                                        "(%{customdata[0]} of %{customdata[1]})<extra></extra>"))
     fig.update_yaxes(range=[-3, 103])
-    return _layout(fig, title, "turns since the fact was stated (bin start)",
-                   "facts still in context (%)")
+    return plotly_titled(fig, title, "turns since the fact was stated (bin start)",
+                         "facts still in context (%)", height=420)
 
 
 def prompt_growth(growth, budget, title="The summary nobody counts"):
@@ -76,7 +64,7 @@ def prompt_growth(growth, budget, title="The summary nobody counts"):
                         hovertemplate=f"{policy}<br>turn %{{x}}: %{{y}} tokens<extra></extra>")
     longest = max((len(t) for t in growth.values()), default=1)
     _budget_line(fig, [1, longest], budget)
-    return _layout(fig, title, "turn", "tokens in the prompt")
+    return plotly_titled(fig, title, "turn", "tokens in the prompt", height=420)
 
 
 def survival_bars(rows, turns, title=None):
@@ -96,8 +84,8 @@ def survival_bars(rows, turns, title=None):
                     hovertemplate=f"{policy}<br>budget %{{x}}: %{{customdata}}<extra></extra>")
     fig.update_layout(barmode="group")
     fig.update_yaxes(range=[0, 105])
-    return _layout(fig, title or f"Facts still in context after {turns} turns",
-                   "budget (tokens)", "probes answered from the context (%)")
+    return plotly_titled(fig, title or f"Facts still in context after {turns} turns",
+                         "budget (tokens)", "probes answered from the context (%)", height=420)
 
 
 def document_bars(rows, title="Finding one sentence in a long document"):
@@ -115,4 +103,4 @@ def document_bars(rows, title="Finding one sentence in a long document"):
                     hovertemplate=f"{method}<br>budget %{{x}}: %{{customdata}}<extra></extra>")
     fig.update_layout(barmode="group")
     fig.update_yaxes(range=[0, 105])
-    return _layout(fig, title, "budget (tokens)", "answer in the context (%)")
+    return plotly_titled(fig, title, "budget (tokens)", "answer in the context (%)", height=420)

@@ -42,3 +42,10 @@ def plotly_figure(data=None, layout=None):
     import plotly.graph_objects as go
 
     return go.Figure(data, {"template": plotly_template(), "font": PLOTLY_FONT, **(layout or {})})
+
+
+def plotly_titled(fig, title, xaxis, yaxis, height):
+    """A one-panel plotly chart's title (20 px), axis titles, legend text (15 px) and margins."""
+    return fig.update_layout(title={"text": title, "font": {"size": 20}}, height=height,
+                             xaxis_title=xaxis, yaxis_title=yaxis, legend={"font": {"size": 15}},
+                             margin={"l": 70, "r": 20, "t": 60, "b": 60})

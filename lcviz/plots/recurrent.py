@@ -5,20 +5,13 @@ the reach matrices and the gates."""
 import numpy as np
 
 from lcviz import recurrent
-from lcviz.plots.core import new_figure, plotly_figure
+from lcviz.plots.core import new_figure, plotly_figure, plotly_titled
 from lcviz.stats import wilson_interval
 
 KIND_COLOURS = {"local": "#7f7f7f", "xl": "#ff7f0e", "linear": "#1f77b4", "delta": "#2ca02c",
                 "full": "#000000"}
 KIND_LABELS = {"local": "local only", "xl": "Transformer-XL", "linear": "Infini, linear",
                "delta": "Infini, delta", "full": "full attention"}
-
-
-def _layout(fig, title, xaxis, yaxis, height=440):
-    fig.update_layout(title={"text": title, "font": {"size": 20}}, height=height,
-                      xaxis_title=xaxis, yaxis_title=yaxis,
-                      legend={"font": {"size": 15}}, margin={"l": 70, "r": 20, "t": 60, "b": 60})
-    return fig
 
 
 def retrieval_error_figure(rows, title="Reading back n pairs from a d_k × d_k memory"):
@@ -38,7 +31,8 @@ def retrieval_error_figure(rows, title="Reading back n pairs from a d_k × d_k m
     fig.add_annotation(x=0.0, xref="x", y=1, yref="paper", yanchor="bottom", text="n = d_k",
                        showarrow=False, font={"size": 15})
     fig.update_xaxes(type="log", dtick=np.log10(2), tickformat="~g")
-    return _layout(fig, title, "pairs written / d_k", "relative error |read − v| / |v|")
+    return plotly_titled(fig, title, "pairs written / d_k", "relative error |read − v| / |v|",
+                         height=440)
 
 
 def passkey_gap_figure(results, title="Passkey across segments: whole key by gap",
@@ -66,7 +60,7 @@ def passkey_gap_figure(results, title="Passkey across segments: whole key by gap
                           "<extra></extra>")
     fig.update_yaxes(range=[-0.03, 1.03], tickformat=".0%")
     fig.update_xaxes(dtick=1)
-    return _layout(fig, title, xaxis, "whole key right")
+    return plotly_titled(fig, title, xaxis, "whole key right", height=440)
 
 
 def reach_figure(length, segment, n_layer, kinds=("local", "xl", "linear")):
@@ -115,4 +109,4 @@ def token_time_figure(rows, title="Time per token while reading on"):
                         hovertemplate=f"{label}<br>tokens %{{x}}<br>%{{y:.3f}} ms per token"
                                       "<extra></extra>")
     fig.update_yaxes(rangemode="tozero")
-    return _layout(fig, title, "tokens already read", "ms per token")
+    return plotly_titled(fig, title, "tokens already read", "ms per token", height=440)
