@@ -685,6 +685,25 @@ def test_page_shows_the_first_token_leaving_and_the_sink_keeping_it():
     assert "StreamingLLM (sinks) 4+60" in " ".join(m.value for m in at.markdown)
 
 
+@pytest.mark.parametrize("model", ["rope-charlm", "sink-charlm"])
+@pytest.mark.parametrize("policy", ["sink", "h2o"])
+def test_the_page_computes_a_short_view_as_the_start_of_the_whole_stream(model, policy):
+    """The page streams only up to its position (rounded up): every policy but SnapKV decides
+    step t from tokens up to t, so the short run must equal the start of the whole one."""
+    from lcviz.app.pages import streaming as page
+
+    chosen = page.make_policy(policy, 40, 4, "cache")
+    length = page.computed_length(chosen, 100)
+    assert length == page.BUCKET_TOKENS < page.STREAM
+    short, whole = page.run(model, chosen, length), page.run(model, chosen, page.STREAM)
+    assert torch.equal(short[0], whole[0][:length, :length])
+    torch.testing.assert_close(short[1], whole[1][:length - 1])
+    assert short[2] == whole[2][:length]
+    torch.testing.assert_close(page.recomputed_loss(model, 40, length),
+                               page.recomputed_loss(model, 40, page.STREAM)[:length - 1])
+    assert page.computed_length(page.make_policy("snapkv", 40, 4, "cache"), 100) == page.STREAM
+
+
 def test_page_refuses_more_sinks_than_the_budget():
     at = run_page(policy="sink", budget=8, sinks=8)
     assert not at.exception

@@ -102,5 +102,12 @@ def main():
                       args=(scene_page, values), width="stretch")
         st.caption("The page and every slider live in the URL: bookmark it to come back here.")
     st.title(PAGES[page])
+    page_body(page)
+
+
+@st.fragment
+def page_body(page):
+    """The page under the title. A fragment: a slider on the page reruns only this, so the
+    sidebar's scenes are neither rebuilt nor sent again (a page switch reruns everything)."""
     with state.guarded():
         importlib.import_module(f"lcviz.app.pages.{page}").render()

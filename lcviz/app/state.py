@@ -68,7 +68,7 @@ def choose_page(pages):
         st.session_state["page"] = wanted
     page = st.sidebar.radio("Topic", names, key="page", format_func=pages.get,
                             on_change=forget_widgets)
-    st.query_params["page"] = page
+    to_url("page", page)
     return page
 
 
@@ -95,6 +95,13 @@ def open_scene(page, values):
 
 
 # ---- widgets bound to the URL ----------------------------------------------------------------
+
+def to_url(key, text):
+    """Write `text` to the URL parameter `key` when it changed: every write sends the browser a
+    message and an address-bar update, so an unchanged value is not written again."""
+    if st.query_params.get(key) != text:
+        st.query_params[key] = text
+
 
 def _initial(key, default, parse, allowed, describe, nearest=None, label=None):
     """Set the widget's value before it is drawn: the URL's when the page opens (if it parses and
@@ -139,7 +146,7 @@ def int_slider(label, key, minimum, maximum, default, **kwargs):
     _initial(key, default, int, lambda v: isinstance(v, int) and minimum <= v <= maximum,
              f"an integer from {minimum} to {maximum}", _clamp(minimum, maximum, int), label)
     value = st.slider(label, minimum, maximum, key=key, **kwargs)
-    st.query_params[key] = str(value)
+    to_url(key, str(value))
     return value
 
 
@@ -151,7 +158,7 @@ def float_slider(label, key, minimum, maximum, default, step):
     if not isinstance(st.session_state[key], float):
         st.session_state[key] = float(st.session_state[key])
     value = st.slider(label, float(minimum), float(maximum), key=key, step=float(step))
-    st.query_params[key] = str(value)
+    to_url(key, str(value))
     return value
 
 
@@ -168,7 +175,7 @@ def option_slider(label, key, options, default, **kwargs):
     _initial(key, default, int, lambda v: v in options, f"one of {', '.join(map(str, options))}",
              nearest, label)
     value = st.select_slider(label, options, key=key, **kwargs)
-    st.query_params[key] = str(value)
+    to_url(key, str(value))
     return value
 
 
@@ -177,7 +184,7 @@ def choice(label, key, options, default, **kwargs):
     _initial(key, default, str, lambda v: v in options, f"one of {', '.join(options)}",
              lambda _: default, label)
     value = st.selectbox(label, options, key=key, **kwargs)
-    st.query_params[key] = value
+    to_url(key, value)
     return value
 
 
@@ -186,7 +193,7 @@ def text(label, key, default, max_chars, **kwargs):
     _initial(key, default, str, lambda v: isinstance(v, str) and len(v) <= max_chars,
              f"at most {max_chars} characters", lambda v: str(v)[:max_chars], label)
     value = st.text_area(label, key=key, max_chars=max_chars, **kwargs)
-    st.query_params[key] = value
+    to_url(key, value)
     return value
 
 

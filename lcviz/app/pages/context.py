@@ -11,7 +11,7 @@ MAX_TURNS = 500
 SAMPLES = 40  # stacked bars drawn at about this many turns (the state still sees every turn)
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+@st.cache_resource(max_entries=64, show_spinner=False)
 def context_view(policy, budget, turns, seed):
     """(stacked-bar figure of the composition at ~SAMPLES turns, its last total, [(fact key,
     value, question, found, stale only)] at the end, (question, final context) of the first
@@ -42,7 +42,7 @@ def measured():
     return load_results("context")
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+@st.cache_resource(max_entries=64, show_spinner=False)
 def survival_figure(budget, policy):
     """(figure of the measured survival curves at the measured budget nearest `budget`, that
     budget, the measured results)."""

@@ -14,12 +14,26 @@ READS = {"normalised (eq. 3)": True, "M only": False}
 HEADS, WIDTH = 4, 64  # the width of the state-size table (the trained models' config)
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
-def retrieval_rows(keys, normalise, d_k):
-    return recurrent.retrieval_table(d_k=d_k, settings=((keys, normalise),), trials=20)
+@st.cache_resource(max_entries=64, show_spinner=False)
+def retrieval_view(keys, normalise, d_k):
+    """(rows of recurrent.retrieval_table, their error figure) for one setting."""
+    rows = recurrent.retrieval_table(d_k=d_k, settings=((keys, normalise),), trials=20)
+    return rows, state.legend_below(plots.retrieval_error_figure(rows, title="Retrieval error"))
 
 
-@st.cache_data(show_spinner=False)
+@st.cache_resource(max_entries=8, show_spinner=False)
+def passkey_view(rule):
+    """The trained models' passkey accuracy by gap with `rule` highlighted (None when no model's
+    info is at hand)."""
+    results, _, _ = recorded()
+    if not results:
+        return None
+    return state.legend_below(plots.passkey_gap_figure(
+        results, highlight=rule, title="Whole key right, by gap",
+        xaxis="segments between needle and question"))
+
+
+@st.cache_resource(show_spinner=False)
 def recorded():
     """({kind: {gap: [hits, n]}}, segment, segments, [kinds whose checkpoint info is missing])."""
     results, missing, task = {}, [], {}
@@ -83,21 +97,18 @@ def render():
                             for k in recurrent.MEMORY_KINDS]})
         st.caption("Infini keeps a d_k × d_v matrix and a normaliser per head whatever the "
                    "length; full attention's KV cache grows with every token.")
-    rows = retrieval_rows(keys, READS[read], d_k)
+    rows, figure = retrieval_view(keys, READS[read], d_k)
     chosen = [r for r in rows if r["rule"] == rule]
     error = chosen[0]["error"][chosen[0]["ratio"].index(1.0)]
     st.markdown(f"**Reading back n pairs from a d_k × d_k memory** ({keys} keys, {read} read): "
                 f"the {rule} rule at n = d_k has error **{error:.2f}**.")
-    state.plot(state.legend_below(plots.retrieval_error_figure(rows, title="Retrieval error")),
-               key="retrieval")
+    state.plot(figure, key="retrieval")
     results, task, missing = recorded()
     if results:
         st.markdown(f"**Trained models**: passkey retrieval across segments of "
                     f"{task.get('segment')} tokens, {task.get('max_segments')} segments, a "
                     f"{task.get('n_digits')}-digit key.")
-        state.plot(state.legend_below(plots.passkey_gap_figure(
-            results, highlight=rule, title="Whole key right, by gap",
-            xaxis="segments between needle and question")), key="passkey")
+        state.plot(passkey_view(rule), key="passkey")
     if missing:
         st.info("Recorded passkey accuracy is missing for "
                 f"{', '.join(missing)}: rebuild with `python -m lcviz.train NAME`.")

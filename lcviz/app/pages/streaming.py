@@ -13,6 +13,8 @@ MODELS = ("rope-charlm", "sink-charlm")  # the second has a learnable sink token
 STREAM = 640  # tokens streamed per setting (10x the models' training length of 64)
 BUCKET = 16   # loss curve: mean over this many tokens
 VIEWS = ("loss", "loss minus re-computation")
+PROMPT = STREAM // 2  # SnapKV compresses the cache after reading this many tokens
+BUCKET_TOKENS = 128  # a view computes the stream up to its position, in steps of this many
 
 
 @st.cache_resource(show_spinner=False)
@@ -29,29 +31,45 @@ def stream_ids(name):
     return text if sink is None else torch.cat([torch.tensor([sink]), text])
 
 
-@st.cache_resource(max_entries=8, show_spinner=False)
-def references(name, budget):
-    """Per-token loss of re-computation over the last `budget` tokens (with the sink token first
-    in every window for the sink model) and of the dense cache."""
+@st.cache_resource(max_entries=4, show_spinner=False)
+def dense_loss(name):
+    """Per-token loss of the dense cache over the whole stream (the same for every budget)."""
+    model, _ = streaming_model(name)
+    return streaming.stream(model, stream_ids(name), streaming.Policy("full")).nll[0]
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def recomputed_loss(name, budget, length):
+    """Per-token loss of re-computation over the last `budget` tokens for the first `length`
+    tokens of the stream (with the sink token first in every window for the sink model)."""
     model, sink = streaming_model(name)
-    ids = stream_ids(name)
+    ids = stream_ids(name)[:length]
     if sink is None:
-        recompute = streaming.strided_loss(model, ids, budget, 1).nll
-    else:  # the sink token is target-less: score the text after it
-        recompute = torch.cat([streaming.stream(model, ids[:2], streaming.Policy("full")).nll[0],
-                               streaming.strided_loss(model, ids[1:], budget, 1,
-                                                      prefix_token=sink).nll])
-    dense = streaming.stream(model, ids, streaming.Policy("full")).nll[0]
-    return recompute, dense
+        return streaming.strided_loss(model, ids, budget, 1).nll
+    # the sink token is target-less: score the text after it
+    first = streaming.stream(model, ids[:2], streaming.Policy("full")).nll[0]
+    return torch.cat([first, streaming.strided_loss(model, ids[1:], budget, 1,
+                                                    prefix_token=sink).nll])
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
-def run(name, policy):
-    """(kept map (steps, positions) of layer 0 head 0, per-token loss, KV entries per step)."""
+def run(name, policy, length):
+    """(kept map (steps, positions) of layer 0 head 0, per-token loss, KV entries per step) for
+    the first `length` tokens of the stream."""
     model, _ = streaming_model(name)
-    result = streaming.stream(model, stream_ids(name), policy, record=True,
-                              prompt_length=STREAM // 2)
+    result = streaming.stream(model, stream_ids(name)[:length], policy, record=True,
+                              prompt_length=min(PROMPT, length))
     return streaming.kept_map(result), result.nll[0], result.kv_entries
+
+
+def computed_length(policy, position):
+    """How much of the stream a view needs: `position` tokens rounded up to a multiple of
+    BUCKET_TOKENS (a step of the position slider mostly reuses a run), and the whole stream for
+    SnapKV, which compresses once the prompt has been read. Every other policy decides step t
+    from tokens up to t, so a shorter run is the start of a longer one."""
+    if policy.name == "snapkv":
+        return STREAM
+    return min(STREAM, -(-position // BUCKET_TOKENS) * BUCKET_TOKENS)
 
 
 def make_policy(name, budget, sinks, positions):
@@ -89,8 +107,9 @@ def render():
     policy = make_policy(policy_name, budget, sinks, positions)
     model, sink = streaming_model(name)
     training_length = model.config.block_size
-    grid, nll, entries = run(name, policy)
-    recompute, dense = references(name, budget)
+    length = computed_length(policy, position)
+    grid, nll, entries = run(name, policy, length)
+    recompute, dense = recomputed_loss(name, budget, length), dense_loss(name)
     upto = position - 1  # losses of the tokens predicted so far
     st.markdown(f"#### {policy.label}")
     st.write(f"KV entries the query at {position - 1} reads: **{entries[position - 1]}** "
@@ -102,7 +121,7 @@ def render():
         st.caption(f"{name} reads its learnable sink token (id {sink}) first; keep it with "
                    "1 sink or more.")
     if policy_name == "snapkv":
-        st.caption(f"SnapKV compresses once, after the first {STREAM // 2} tokens (the "
+        st.caption(f"SnapKV compresses once, after the first {PROMPT} tokens (the "
                    "prompt); afterwards the cache grows.")
     if policy_name not in ("sink", "h2o", "tova"):
         st.caption("positions: this policy keeps the stream's own positions (for a window "
