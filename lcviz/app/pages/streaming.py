@@ -46,10 +46,10 @@ def recomputed_loss(name, budget, length):
     ids = stream_ids(name)[:length]
     if sink is None:
         return streaming.strided_loss(model, ids, budget, 1).nll
-    # the sink token is target-less: score the text after it
-    first = streaming.stream(model, ids[:2], streaming.Policy("full")).nll[0]
-    return torch.cat([first, streaming.strided_loss(model, ids[1:], budget, 1,
-                                                    prefix_token=sink).nll])
+    # the sink token is target-less: the first text token's loss is the dense one (it reads
+    # only the sink), the text after it is scored in windows that keep the sink first
+    return torch.cat([dense_loss(name)[:1], streaming.strided_loss(model, ids[1:], budget, 1,
+                                                                   prefix_token=sink).nll])
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
